@@ -1,0 +1,1 @@
+"""A faster, retry-safe Controller for Flyte ``@eager`` workflows."""

@@ -1,0 +1,1 @@
+"""An embedded, loopback Flyte-Admin-compatible backend for running eager workflows locally."""
