@@ -28,12 +28,11 @@ setup(
     ],
     install_requires=plugin_requires,
     extras_require={"deck": ["flytekitplugins-deck-standard[plotly]"]},
-    license="apache2",
+    license="Apache-2.0",
     python_requires=">=3.10",
     classifiers=[
         "Intended Audience :: Science/Research",
         "Intended Audience :: Developers",
-        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
