@@ -325,3 +325,28 @@ def _literals(controller, inputs):
     from flytekitplugins.eagerqueue.inputs import to_literals
 
     return to_literals(None, double, inputs)
+
+
+class TestSchedulingOrder:
+    def test_names_do_not_depend_on_the_order_calls_reach_the_controller(self, make_controller):
+        import random
+
+        calls = [i % 7 for i in range(40)]  # repeats, so occurrences matter
+
+        def names_for(order, tag):
+            admin = FakeAdmin(compute=lambda name, inputs: inputs["x"])
+            controller = make_controller(admin, tag=tag)
+
+            async def main():
+                await asyncio.gather(*(controller.add(double, {"x": x}) for x in order))
+
+            run(main())
+            by_input = {}
+            for execution in admin.executions.values():
+                x = execution.request.inputs["x"].scalar.primitive.integer
+                by_input.setdefault(x, set()).add(execution.name)
+            return by_input
+
+        shuffled = list(calls)
+        random.Random(3).shuffle(shuffled)
+        assert names_for(calls, "same-parent") == names_for(shuffled, "same-parent")

@@ -170,7 +170,11 @@ class FlytekitNaming:
         )
         digest = hashlib.md5(components.encode()).hexdigest()[:16]
         short = request.entity_name.split(".")[-1][:8]
-        return _dnsify(f"{request.exec_prefix}-{short}-{digest}")
+        name = _dnsify(f"{request.exec_prefix}-{short}-{digest}")
+        if NAME_PATTERN.match(name) and len(name) <= MAX_NAME_LENGTH:
+            return name
+        # Admin would have refused the stock name, so no run exists under it to re-attach to.
+        return dns_label(name, MAX_NAME_LENGTH)
 
 
 BUILTIN_NAMING: dict[str, typing.Callable[[], NamingPolicy]] = {
