@@ -269,6 +269,7 @@ class Controller:
         self._changes = 0
         self._started = time.time()
         self.rpc_calls: collections.Counter[str] = collections.Counter()
+        self.ticks = 0
 
         self._wake = threading.Event()
         self._thread = threading.Thread(
@@ -501,6 +502,7 @@ class Controller:
                     if self._lifecycle is not _Lifecycle.RUNNING:
                         break
                 timeout = self._tick()
+                self.ticks += 1
                 self._wake.wait(timeout)
         except BaseException as err:  # noqa: BLE001 - every cause must reach the callers
             logger.exception("eager controller of %s crashed", self.tag)
