@@ -136,3 +136,11 @@ class TestConfigFile:
             get_config_file.cache_clear()
         assert settings.naming == "readable"
         assert settings.retry_max_attempts == 5
+
+
+def test_the_readme_documents_every_key_and_its_environment_variable():
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    for key in KEYS:
+        assert f"| `{key.path}` | `{key.env}` |" in readme, key.path
