@@ -9,6 +9,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from flytekitplugins.eagerqueue.devserver.faults import ALLOWED_FAULT_CODES
+from flytekitplugins.eagerqueue.devserver.runner import RUNNER_KINDS
 from flytekitplugins.eagerqueue.devserver.server import (
     DEFAULT_MAX_PARALLEL,
     DEFAULT_PORT,
@@ -38,7 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_PARALLEL,
         help="task processes allowed at once",
     )
+    dev.add_argument(
+        "--runner",
+        choices=RUNNER_KINDS,
+        default="process",
+        help="process: a fresh pyflyte-execute per task (default); fork: fork from a warm helper",
+    )
     dev.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    faults = dev.add_argument_group("fault injection (also switchable at /_dev/faults)")
+    faults.add_argument(
+        "--fail-rate", type=float, default=0.0, help="fraction of gRPC calls to fail (0.0-1.0)"
+    )
+    faults.add_argument(
+        "--fail-code",
+        choices=ALLOWED_FAULT_CODES,
+        default="UNAVAILABLE",
+        help="status code of failed calls (default: UNAVAILABLE)",
+    )
+    faults.add_argument(
+        "--fail-methods",
+        help="comma-separated methods that may fail, e.g. CreateExecution,GetExecution "
+        "(default: all)",
+    )
+    faults.add_argument(
+        "--latency-ms", type=float, default=0.0, help="milliseconds added to every gRPC call"
+    )
+    faults.add_argument("--seed", type=int, help="seed of the choice of failing calls")
     dev.set_defaults(run=run_dev)
     return parser
 
@@ -57,6 +84,19 @@ def run_dev(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         source_root=args.source_root,
         max_parallel=args.max_parallel,
+        runner=args.runner,
+    )
+    methods = (
+        [m.strip() for m in args.fail_methods.split(",") if m.strip()]
+        if args.fail_methods
+        else None
+    )
+    server.set_faults(
+        rate=args.fail_rate,
+        code=args.fail_code,
+        methods=methods,
+        latency_ms=args.latency_ms,
+        seed=args.seed,
     )
     server.start()
     try:

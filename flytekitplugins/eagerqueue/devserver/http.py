@@ -1,11 +1,12 @@
 """The dev backend's loopback HTTP endpoint: upload PUTs and the RPC counters.
 
-Routes live in one table of ``(method, path prefix) -> handler`` so later features (fault
-injection, a console) add a line each.
+Routes live in one table of ``(method, path prefix) -> handler`` so later features add a line
+each. Besides uploads it serves the RPC counters and the fault switches (``/_dev/faults``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -17,7 +18,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from flytekitplugins.eagerqueue.devserver import console
 from flytekitplugins.eagerqueue.devserver.errors import InvalidArgumentError
+from flytekitplugins.eagerqueue.devserver.faults import FaultConfig, FaultInjector
 from flytekitplugins.eagerqueue.devserver.paths import safe_join
 from flytekitplugins.eagerqueue.devserver.stats import RpcStats
 
@@ -53,13 +56,27 @@ RouteHandler = Callable[["_RequestHandler", str], Response]
 class DevHttpServer:
     """A threaded HTTP server on 127.0.0.1 serving the dev backend's routes."""
 
-    def __init__(self, uploads_root: Path, stats: RpcStats, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        uploads_root: Path,
+        stats: RpcStats,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultInjector | None = None,
+    ):
         self.uploads_root = uploads_root
         self.stats = stats
+        self.faults = faults if faults is not None else FaultInjector()
         self.routes: list[tuple[str, str, RouteHandler]] = [
             ("PUT", "/upload/", _put_upload),
             ("GET", "/_dev/stats", _get_stats),
             ("POST", "/_dev/stats/reset", _reset_stats),
+            ("GET", "/_dev/faults", _get_faults),
+            ("POST", "/_dev/faults", _set_faults),
+            ("DELETE", "/_dev/faults", _clear_faults),
+            ("POST", "/_dev/fail-executions", _fail_executions),
+            ("GET", "/console", console.handle),
+            ("GET", "/console/", console.handle),
         ]
         handler = type("BoundHandler", (_RequestHandler,), {"dev": self})
         self._server = ThreadingHTTPServer((host, port), handler)
@@ -101,6 +118,7 @@ class DevHttpServer:
 class _RequestHandler(BaseHTTPRequestHandler):
     dev: DevHttpServer
     protocol_version = "HTTP/1.1"
+    body: bytes = b""
 
     def _dispatch(self, method: str) -> None:
         path = urllib.parse.urlsplit(self.path).path
@@ -119,9 +137,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _drain_body(self) -> None:
+        """Read a small body into ``self.body``; a large one closes the connection."""
         length = self.headers.get("Content-Length", "0")
         if length.isdigit() and 0 < int(length) <= _CHUNK_BYTES:
-            self.rfile.read(int(length))
+            self.body = self.rfile.read(int(length))
         elif length != "0":
             self.close_connection = True
 
@@ -140,6 +159,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("HTTP %s", format % args)
@@ -188,3 +210,65 @@ def _get_stats(request: _RequestHandler, rest: str) -> Response:
 def _reset_stats(request: _RequestHandler, rest: str) -> Response:
     request.dev.stats.reset()
     return Response.json({})
+
+
+def _loopback_only(request: _RequestHandler) -> Response | None:
+    """A 403 for a client that is not on this machine, else None."""
+    try:
+        loopback = ipaddress.ip_address(request.client_address[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return Response.text("fault switches answer loopback clients only\n", HTTPStatus.FORBIDDEN)
+
+
+def _json_body(request: _RequestHandler) -> dict[str, object]:
+    """The request body as a JSON object (an empty body is ``{}``).
+
+    Raises:
+        ValueError: if the body is not a JSON object.
+    """
+    if not request.body.strip():
+        return {}
+    value = json.loads(request.body)
+    if not isinstance(value, dict):
+        raise ValueError(f"the body must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _get_faults(request: _RequestHandler, rest: str) -> Response:
+    return _loopback_only(request) or Response.json(request.dev.faults.snapshot())
+
+
+def _set_faults(request: _RequestHandler, rest: str) -> Response:
+    refused = _loopback_only(request)
+    if refused is not None:
+        return refused
+    try:
+        config = FaultConfig(**_json_body(request))
+    except (TypeError, ValueError) as exc:
+        return Response.json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+    request.dev.faults.configure(config)
+    logger.info("fault injection set to %s", config)
+    return Response.json(request.dev.faults.snapshot())
+
+
+def _clear_faults(request: _RequestHandler, rest: str) -> Response:
+    refused = _loopback_only(request)
+    if refused is not None:
+        return refused
+    request.dev.faults.clear()
+    logger.info("fault injection cleared")
+    return Response.json(request.dev.faults.snapshot())
+
+
+def _fail_executions(request: _RequestHandler, rest: str) -> Response:
+    refused = _loopback_only(request)
+    if refused is not None:
+        return refused
+    try:
+        request.dev.faults.fail_executions(**_json_body(request))
+    except (TypeError, ValueError) as exc:
+        return Response.json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+    return Response.json(request.dev.faults.snapshot())

@@ -5,6 +5,14 @@ sized to its node count. Task attempts are ``pyflyte-execute`` (or ``pyflyte-fas
 processes started from the task template's container args, each in its own process group and
 working directory, with the environment a Flyte pod gets. A semaphore bounds how many of those
 processes run at once; an execution waiting for it stays QUEUED.
+
+Two launchers start those processes: the process runner starts a fresh interpreter per attempt,
+exactly as a pod would; the fork runner (``forkserver.py``) forks it from a helper that has
+flytekit imported already. Nothing past ``_run_process`` knows which one ran a task.
+
+Every task process's pid, start time and attempt directory are recorded, so that a server
+restarted on the same state can adopt processes that outlived its predecessor
+(:func:`recover_interrupted_executions`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +49,29 @@ from flytekitplugins.eagerqueue.devserver.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
 )
-from flytekitplugins.eagerqueue.devserver.store import ExecutionRecord, Phase, Store
+from flytekitplugins.eagerqueue.devserver.faults import (
+    INJECTED_KILL_CODE,
+    INJECTED_KILL_DELAY_SECONDS,
+    FaultInjector,
+)
+from flytekitplugins.eagerqueue.devserver.forkserver import ForkServerClient
+from flytekitplugins.eagerqueue.devserver.processes import (
+    AdoptedProcess,
+    TaskProcess,
+    process_matches,
+    process_start_time,
+)
+from flytekitplugins.eagerqueue.devserver.store import (
+    RESTART_ERROR_MESSAGE,
+    ExecutionRecord,
+    Phase,
+    Store,
+)
 
 logger = logging.getLogger(__name__)
 
 ErrorKind = core_execution_pb2.ExecutionError.ErrorKind
+QUEUED = Phase.Value("QUEUED")
 SUCCEEDED = Phase.Value("SUCCEEDED")
 FAILED = Phase.Value("FAILED")
 ABORTED = Phase.Value("ABORTED")
@@ -60,6 +88,7 @@ DEFAULT_KILL_GRACE_SECONDS = 2.0
 _CHILD_POLL_SECONDS = 0.1
 # Lines of a task's log quoted in the error of a process that died without an error document.
 _LOG_TAIL_LINES = 30
+RUNNER_KINDS = ("process", "fork")
 
 _TEMPLATE_VARIABLE = re.compile(r"\{\{\s*[.$]([A-Za-z_]+)\s*\}\}")
 _WORKFLOW_INPUT_NODES = frozenset({"", "start-node"})
@@ -160,6 +189,9 @@ class RunnerConfig:
         source_roots: directories put on PYTHONPATH of tasks that are not fast-registered.
         max_parallel: how many task processes may run at once.
         kill_grace_seconds: seconds between SIGTERM and SIGKILL on terminate.
+        runner: ``"process"`` starts every task attempt as a fresh interpreter, exactly as a
+            pod would; ``"fork"`` forks it from a helper process that has flytekit imported
+            already, which is much cheaper for short tasks.
     """
 
     state_dir: Path
@@ -168,6 +200,13 @@ class RunnerConfig:
     source_roots: tuple[Path, ...]
     max_parallel: int = 32
     kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS
+    runner: str = "process"
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNER_KINDS:
+            raise ValueError(
+                f"runner must be one of {', '.join(RUNNER_KINDS)}, got {self.runner!r}"
+            )
 
 
 @dataclass
@@ -178,7 +217,7 @@ class _Run:
     spec: execution_pb2.ExecutionSpec
     workflow_name: str = ""
     aborted: threading.Event = field(default_factory=threading.Event)
-    processes: set[subprocess.Popen[bytes]] = field(default_factory=set)
+    processes: set[TaskProcess] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: bool = False
     thread: threading.Thread | None = None
@@ -205,13 +244,17 @@ class _Graph:
 class Runner:
     """Starts, runs, terminates and stops executions recorded in a :class:`Store`."""
 
-    def __init__(self, store: Store, config: RunnerConfig) -> None:
+    def __init__(
+        self, store: Store, config: RunnerConfig, faults: FaultInjector | None = None
+    ) -> None:
         self._store = store
         self._config = config
+        self._faults = faults
         self._slots = threading.BoundedSemaphore(config.max_parallel)
         self._runs: dict[tuple[str, str, str], _Run] = {}
         self._lock = threading.Lock()
         self._stopping = False
+        self._launcher = _make_launcher(config)
 
     # Launching.
 
@@ -258,17 +301,41 @@ class Runner:
         self._start(_Run(record, spec, workflow_name))
         return record
 
-    def _start(self, run: _Run) -> None:
+    def _start(self, run: _Run, work: Callable[[], NodeResult] | None = None) -> None:
+        """Run ``work`` (by default the execution's target) on the execution's own thread."""
         with self._lock:
             if self._stopping:
                 self._store.finish(run.record.id, ABORTED, abort_cause="dev backend stopped")
                 return
             self._runs[run.key] = run
         run.thread = threading.Thread(
-            target=self._execute, args=(run,), name=f"exec-{run.record.name}", daemon=True
+            target=self._execute, args=(run, work), name=f"exec-{run.record.name}", daemon=True
         )
         run.thread.start()
-        logger.info("execution %s/%s/%s queued", *run.key)
+        logger.info("execution %s/%s/%s %s", *run.key, "queued" if work is None else "adopted")
+
+    # Picking up after a previous server.
+
+    def resume(self, record: ExecutionRecord) -> None:
+        """Start a recorded QUEUED task execution that a previous server never started."""
+        spec = execution_pb2.ExecutionSpec.FromString(record.spec)
+        self._start(_Run(record, spec))
+
+    def adopt(self, record: ExecutionRecord, process: AdoptedProcess, directory: Path) -> None:
+        """Watch a task process a previous server started, and finish the execution from it."""
+        spec = execution_pb2.ExecutionSpec.FromString(record.spec)
+        run = _Run(record, spec, started=True)
+        run.processes.add(process)
+
+        def watch() -> NodeResult:
+            process.wait()
+            with run.lock:
+                run.processes.discard(process)
+            if run.aborted.is_set():
+                return NodeResult(ABORTED)
+            return read_task_result(directory, None)
+
+        self._start(run, watch)
 
     def _mark_started(self, run: _Run) -> bool:
         """Move the execution to RUNNING the first time work starts; False if it was aborted."""
@@ -282,9 +349,9 @@ class Runner:
         run.aborted.set()
         return False
 
-    def _execute(self, run: _Run) -> None:
+    def _execute(self, run: _Run, work: Callable[[], NodeResult] | None) -> None:
         try:
-            result = self._execute_target(run)
+            result = work() if work is not None else self._execute_target(run)
         except Exception as exc:
             logger.exception("execution %s/%s/%s crashed", *run.key)
             result = NodeResult.failed(system_error(f"dev backend crashed: {exc!r}"))
@@ -361,9 +428,22 @@ class Runner:
         with self._slots:
             if run.aborted.is_set() or not self._mark_started(run):
                 return NodeResult(ABORTED)
-            rc = self._run_process(run, args, directory, env)
+            injected = self._faults is not None and self._faults.claim_execution(
+                template.id.name, run.record.name
+            )
+            kill_after = INJECTED_KILL_DELAY_SECONDS if injected else None
+            rc = self._run_process(run, args, directory, env, kill_after)
         if run.aborted.is_set():
             return NodeResult(ABORTED)
+        if injected:
+            logger.info("execution %s/%s/%s killed by an injected fault", *run.key)
+            return NodeResult.failed(
+                system_error(
+                    "injected fault (fail_executions): the dev backend killed the task process "
+                    f"with SIGKILL {INJECTED_KILL_DELAY_SECONDS} s after it started",
+                    code=INJECTED_KILL_CODE,
+                )
+            )
         return read_task_result(directory, rc)
 
     def _template_values(
@@ -411,29 +491,36 @@ class Runner:
         env["FLYTECTL_CONFIG"] = str(self._config.config_path)
         return env
 
-    def _run_process(self, run: _Run, args: list[str], directory: Path, env: dict[str, str]) -> int:
-        """Run one task process to completion and return its exit code (127 if not found)."""
+    def _run_process(
+        self,
+        run: _Run,
+        args: list[str],
+        directory: Path,
+        env: dict[str, str],
+        kill_after: float | None = None,
+    ) -> int | None:
+        """Run one task process to completion and return its exit code (127 if not found).
+
+        With ``kill_after``, the process group is killed with SIGKILL that many seconds after
+        the start (an injected fault).
+        """
         log_path = directory / "task.log"
-        with open(log_path, "wb") as log:
-            try:
-                process = subprocess.Popen(
-                    args,
-                    cwd=directory / "wd",
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
+        try:
+            process = self._launcher.spawn(args, directory / "wd", env, log_path)
+        except OSError as exc:
+            with open(log_path, "ab") as log:
                 log.write(f"could not start {args[:1]}: {exc}\n".encode())
-                return 127
+            return 127
         with run.lock:
             run.processes.add(process)
-        self._store.set_process(run.record.id, process.pid, process.pid)
+        start_time = process_start_time(process.pid)
+        self._store.set_process(run.record.id, process.pid, process.pid, start_time, directory)
         if run.aborted.is_set():
             self._kill(process)
         try:
+            if kill_after is not None:
+                time.sleep(kill_after)
+                _signal_group(process.pid, signal.SIGKILL)
             return process.wait()
         finally:
             with run.lock:
@@ -581,7 +668,7 @@ class Runner:
         for process in processes:
             self._kill(process)
 
-    def _kill(self, process: subprocess.Popen[bytes]) -> None:
+    def _kill(self, process: TaskProcess) -> None:
         """SIGTERM the process group now and SIGKILL it after the grace period."""
         _signal_group(process.pid, signal.SIGTERM)
 
@@ -606,6 +693,92 @@ class Runner:
         for run in runs:
             if run.thread is not None:
                 run.thread.join(max(0.0, deadline - time.monotonic()))
+        self._launcher.close()
+
+
+class _ProcessLauncher:
+    """Starts each task attempt as a fresh process, as a Flyte pod would."""
+
+    def spawn(self, args: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> TaskProcess:
+        with open(log_path, "wb") as log:
+            return subprocess.Popen(
+                args,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def close(self) -> None:
+        pass
+
+
+def _make_launcher(config: RunnerConfig) -> _ProcessLauncher | ForkServerClient:
+    if config.runner == "fork":
+        return ForkServerClient(config.state_dir / "forkserver.log")
+    return _ProcessLauncher()
+
+
+def recover_interrupted_executions(store: Store, runner: Runner) -> dict[str, int]:
+    """Pick up the executions a previous server process left active.
+
+    - A task execution whose process still runs (same pid and start time as recorded) is
+      adopted: watched until it exits, then finished from its ``error.pb``/``outputs.pb``.
+    - A task execution whose process is gone but left ``error.pb`` or ``outputs.pb`` is
+      finished from those files.
+    - A QUEUED task execution that never started a process is started now.
+    - Anything else, including every workflow execution (those are driven by threads of the
+      server that died), is FAILED with a SYSTEM error so that a retry policy may relaunch
+      it; a surviving process of it is killed.
+
+    Returns how many executions took each path, e.g. ``{"adopted": 1, "failed": 2}``.
+    """
+    outcomes: Counter[str] = Counter()
+    for record in store.active_executions():
+        outcome = _recover(store, runner, record)
+        outcomes[outcome] += 1
+        logger.info(
+            "execution %s/%s/%s %s after restart",
+            record.project,
+            record.domain,
+            record.name,
+            outcome,
+        )
+    return dict(outcomes)
+
+
+def _recover(store: Store, runner: Runner, record: ExecutionRecord) -> str:
+    try:
+        spec = execution_pb2.ExecutionSpec.FromString(record.spec)
+        is_task = spec.launch_plan.resource_type == catalog.ResourceType.TASK
+    except Exception:
+        is_task = False
+    alive = record.pid is not None and process_matches(record.pid, record.process_start)
+    directory = Path(record.attempt_dir) if record.attempt_dir else None
+
+    if is_task and record.phase == QUEUED and record.pid is None:
+        runner.resume(record)
+        return "restarted"
+    if is_task and alive and directory is not None:
+        runner.adopt(record, AdoptedProcess(record.pid, record.process_start), directory)
+        return "adopted"
+    left_files = directory is not None and any(
+        (directory / name).exists() for name in ("error.pb", "outputs.pb")
+    )
+    if is_task and not alive and left_files:
+        result = read_task_result(directory, None)
+        outputs = result.outputs.SerializeToString() if result.outputs is not None else None
+        error = result.error.SerializeToString() if result.error is not None else None
+        store.finish(record.id, result.phase, outputs=outputs, error=error)
+        return "finished"
+
+    if alive:
+        _signal_group(record.pgid or record.pid, signal.SIGKILL)
+    error = system_error(RESTART_ERROR_MESSAGE, code="DevBackendRestarted")
+    store.finish(record.id, FAILED, error=error.SerializeToString())
+    return "failed"
 
 
 def _is_fast(args: list[str]) -> bool:
@@ -686,8 +859,11 @@ def _resolve_promise(
     return source.literals[promise.var]
 
 
-def read_task_result(directory: Path, returncode: int) -> NodeResult:
-    """Interpret what a finished task process left behind: error.pb first, then outputs.pb."""
+def read_task_result(directory: Path, returncode: int | None) -> NodeResult:
+    """Interpret what a finished task process left behind: error.pb first, then outputs.pb.
+
+    ``returncode`` is None for a process this server did not start (its code is unknown).
+    """
     error_path = directory / "error.pb"
     if error_path.exists():
         container_error = errors_pb2.ErrorDocument.FromString(error_path.read_bytes()).error
@@ -708,7 +884,8 @@ def read_task_result(directory: Path, returncode: int) -> NodeResult:
             SUCCEEDED, outputs=literals_pb2.LiteralMap.FromString(outputs_path.read_bytes())
         )
     tail = _log_tail(directory / "task.log")
-    message = f"task process exited with code {returncode} without writing outputs:\n{tail}"
+    code = "an unknown code" if returncode is None else f"code {returncode}"
+    message = f"task process exited with {code} without writing outputs:\n{tail}"
     return NodeResult.failed(system_error(message, code="ProcessFailed"), retryable=True)
 
 
@@ -735,6 +912,7 @@ __all__ = [
     "RunnerConfig",
     "derive_child_name",
     "read_task_result",
+    "recover_interrupted_executions",
     "resolve_bindings",
     "rewrite_dest_dir",
     "substitute_template_variables",

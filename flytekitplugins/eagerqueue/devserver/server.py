@@ -18,16 +18,22 @@ import os
 from collections.abc import Sequence
 from concurrent import futures
 from pathlib import Path
-from typing import Self
 
 import grpc
 from flyteidl.service import admin_pb2_grpc, dataproxy_pb2_grpc
+from typing_extensions import Self
 
+from flytekitplugins.eagerqueue.devserver.faults import FaultConfig, FaultInjector
 from flytekitplugins.eagerqueue.devserver.http import DevHttpServer
-from flytekitplugins.eagerqueue.devserver.runner import Runner, RunnerConfig
+from flytekitplugins.eagerqueue.devserver.runner import (
+    RUNNER_KINDS,
+    Runner,
+    RunnerConfig,
+    recover_interrupted_executions,
+)
 from flytekitplugins.eagerqueue.devserver.service import AdminService, DataProxyService
 from flytekitplugins.eagerqueue.devserver.stats import RpcStats
-from flytekitplugins.eagerqueue.devserver.store import Store, fail_interrupted_executions
+from flytekitplugins.eagerqueue.devserver.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +55,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def write_client_config(path: Path, endpoint: str) -> Path:
-    """Write a flytekit config file naming ``endpoint`` without TLS or auth."""
+def write_client_config(path: Path, endpoint: str, console_url: str | None = None) -> Path:
+    """Write a flytekit config file naming ``endpoint`` without TLS or auth.
+
+    ``console_url`` (``http://127.0.0.1:<http port>``) becomes ``console.endpoint``, which
+    ``FlyteRemote.generate_console_url`` uses instead of ``http://<endpoint>``, the gRPC port.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"admin:\n  endpoint: dns:///{endpoint}\n  insecure: true\n")
+    text = f"admin:\n  endpoint: dns:///{endpoint}\n  insecure: true\n"
+    if console_url:
+        text += f"console:\n  endpoint: {console_url}\n"
+    path.write_text(text)
     return path
 
 
@@ -69,6 +82,12 @@ class DevServer:
             fast-registered; defaults to the current directory.
         max_parallel: how many task processes may run at once.
         allow_remote: permit a non-loopback ``host``.
+        runner: ``"process"`` (the default) runs every task attempt as a fresh
+            ``pyflyte-execute`` process, as a Flyte pod would; ``"fork"`` forks attempts from a
+            helper that has flytekit imported already, for fast benchmarks.
+
+    Faults (failing RPCs, latency, killed task processes) can be switched on before or after
+    ``start`` with :meth:`set_faults` and :meth:`fail_executions`.
     """
 
     def __init__(
@@ -80,6 +99,7 @@ class DevServer:
         source_root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         max_parallel: int = DEFAULT_MAX_PARALLEL,
         allow_remote: bool = False,
+        runner: str = "process",
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
@@ -88,6 +108,10 @@ class DevServer:
             )
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
+        if runner not in RUNNER_KINDS:
+            raise ValueError(f"runner must be one of {', '.join(RUNNER_KINDS)}, got {runner!r}")
+        self._runner_kind = runner
+        self._faults = FaultInjector()
         self.state_dir = Path(state_dir).expanduser().resolve()
         self._port = port
         self._host = host
@@ -111,10 +135,9 @@ class DevServer:
         uploads = self.state_dir / "uploads"
         uploads.mkdir(exist_ok=True)
         self._store = Store(self.state_dir / "state.db")
-        failed = fail_interrupted_executions(self._store)
-        if failed:
-            logger.warning("failed %d executions interrupted by a previous server", failed)
-        self._http = DevHttpServer(uploads, self._stats, self._host, self._http_port)
+        self._http = DevHttpServer(
+            uploads, self._stats, self._host, self._http_port, faults=self._faults
+        )
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKER_THREADS))
         self._bound_port = server.add_insecure_port(f"{self._host}:{self._port}")
         if not self._bound_port:
@@ -124,14 +147,19 @@ class DevServer:
             RunnerConfig(
                 state_dir=self.state_dir,
                 endpoint=self.endpoint,
-                config_path=write_client_config(self.config_path, self.endpoint),
+                config_path=write_client_config(self.config_path, self.endpoint, self.http_url),
                 source_roots=self._source_roots,
                 max_parallel=self._max_parallel,
+                runner=self._runner_kind,
             ),
+            self._faults,
         )
-        admin = AdminService(self._store, self._runner, self._stats)
+        recovered = recover_interrupted_executions(self._store, self._runner)
+        if recovered:
+            logger.warning("executions left active by a previous server: %s", recovered)
+        admin = AdminService(self._store, self._runner, self._stats, self._faults)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
-        proxy = DataProxyService(uploads, lambda: self.http_url, self._stats)
+        proxy = DataProxyService(uploads, lambda: self.http_url, self._stats, self._faults)
         dataproxy_pb2_grpc.add_DataProxyServiceServicer_to_server(proxy, server)
         self._http.start()
         server.start()
@@ -202,6 +230,52 @@ class DevServer:
     def reset_rpc_counts(self) -> None:
         """Zero every RPC counter."""
         self._stats.reset()
+
+    # Faults.
+
+    def set_faults(
+        self,
+        rate: float = 0.0,
+        code: str = "UNAVAILABLE",
+        methods: list[str] | None = None,
+        latency_ms: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        """Fail a fraction of gRPC calls and delay every call, from now on.
+
+        Args:
+            rate: fraction of matching calls answered with ``code`` before the handler runs.
+            code: one of UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, ABORTED.
+            methods: method names such as ``"CreateExecution"``; None means every
+                AdminService and DataProxyService method.
+            latency_ms: milliseconds added to every call.
+            seed: seed of the choice of failing calls, for repeatable runs.
+
+        Raises:
+            ValueError: naming the argument that is out of range or not allowed.
+        """
+        config = FaultConfig(rate, code, methods, latency_ms, seed)
+        self._faults.configure(config)
+        logger.info("fault injection set to %s", config)
+
+    def clear_faults(self) -> None:
+        """Stop injecting faults, including pending :meth:`fail_executions` orders."""
+        self._faults.clear()
+
+    def fail_executions(
+        self, count: int, task_name: str | None = None, name_prefix: str | None = None
+    ) -> None:
+        """Kill the next ``count`` matching task executions shortly after their process starts.
+
+        Each one ends FAILED with a SYSTEM error coded ``SYSTEM:ProcessKilled``. ``task_name``
+        is the registered task name (``"pkg.module.task"``); ``name_prefix`` matches the
+        execution name; both None match every task execution.
+        """
+        self._faults.fail_executions(count, task_name, name_prefix)
+
+    def fault_counts(self) -> dict[str, object]:
+        """Faults injected so far: ``{"rpc": {"AdminService/GetTask": 2}, "executions": 1}``."""
+        return self._faults.counts()
 
 
 def _source_roots(

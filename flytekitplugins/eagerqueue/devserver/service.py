@@ -38,6 +38,7 @@ from flytekitplugins.eagerqueue.devserver.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
+from flytekitplugins.eagerqueue.devserver.faults import FaultInjector
 from flytekitplugins.eagerqueue.devserver.paths import check_relative_path, safe_join
 from flytekitplugins.eagerqueue.devserver.runner import Runner
 from flytekitplugins.eagerqueue.devserver.stats import RpcStats
@@ -62,12 +63,15 @@ def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def _guard(method: str, handler: Handler, stats: RpcStats) -> Handler:
-    """Wrap ``handler`` so it counts calls and answers every failure with a status code."""
+def _guard(method: str, handler: Handler, stats: RpcStats, faults: FaultInjector | None) -> Handler:
+    """Wrap ``handler`` so it counts calls, injects faults and answers failures with a status."""
 
     @functools.wraps(handler)
     def guarded(request: Any, context: grpc.ServicerContext) -> Any:
         stats.count(method)
+        injected = faults.before_call(method) if faults is not None else None
+        if injected is not None:
+            context.abort(injected, f"injected fault: {method} answered {injected.name}")
         try:
             return handler(request, context)
         except AdminError as exc:
@@ -83,12 +87,19 @@ def _guard(method: str, handler: Handler, stats: RpcStats) -> Handler:
     return guarded
 
 
-def install_guards(servicer: object, base: type, service: str, stats: RpcStats) -> None:
+def install_guards(
+    servicer: object,
+    base: type,
+    service: str,
+    stats: RpcStats,
+    faults: FaultInjector | None = None,
+) -> None:
     """Replace every RPC method of ``servicer`` (as declared by ``base``) with a guarded one."""
     for name in dir(base):
         if name.startswith("_") or not callable(getattr(base, name)):
             continue
-        setattr(servicer, name, _guard(f"{service}/{name}", getattr(servicer, name), stats))
+        guarded = _guard(f"{service}/{name}", getattr(servicer, name), stats, faults)
+        setattr(servicer, name, guarded)
 
 
 def _require_id(identifier: identifier_pb2.Identifier, what: str) -> None:
@@ -135,10 +146,12 @@ def execution_proto(record: ExecutionRecord) -> execution_pb2.Execution:
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     """The subset of Flyte Admin that flytekit needs, backed by a :class:`Store`."""
 
-    def __init__(self, store: Store, runner: Runner, stats: RpcStats) -> None:
+    def __init__(
+        self, store: Store, runner: Runner, stats: RpcStats, faults: FaultInjector | None = None
+    ) -> None:
         self._store = store
         self._runner = runner
-        install_guards(self, admin_pb2_grpc.AdminServiceServicer, "AdminService", stats)
+        install_guards(self, admin_pb2_grpc.AdminServiceServicer, "AdminService", stats, faults)
 
     # Tasks.
 
@@ -352,10 +365,18 @@ def _domains() -> list[project_pb2.Domain]:
 class DataProxyService(dataproxy_pb2_grpc.DataProxyServiceServicer):
     """Hands out upload locations served by the dev backend's HTTP endpoint."""
 
-    def __init__(self, uploads_root: Path, http_url: Callable[[], str], stats: RpcStats) -> None:
+    def __init__(
+        self,
+        uploads_root: Path,
+        http_url: Callable[[], str],
+        stats: RpcStats,
+        faults: FaultInjector | None = None,
+    ) -> None:
         self._uploads_root = uploads_root
         self._http_url = http_url
-        install_guards(self, dataproxy_pb2_grpc.DataProxyServiceServicer, "DataProxyService", stats)
+        install_guards(
+            self, dataproxy_pb2_grpc.DataProxyServiceServicer, "DataProxyService", stats, faults
+        )
 
     def CreateUploadLocation(
         self, request: dataproxy_pb2.CreateUploadLocationRequest, context: Any

@@ -34,7 +34,7 @@ TERMINAL_PHASES = frozenset(
 )
 ACTIVE_PHASES = (Phase.Value("UNDEFINED"), Phase.Value("QUEUED"), Phase.Value("RUNNING"))
 
-RESTART_ERROR_MESSAGE = "dev backend restarted while this execution was running"
+RESTART_ERROR_MESSAGE = "the dev backend restarted while this execution was running"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS executions (
     parent_name TEXT,
     pid INTEGER,
     pgid INTEGER,
+    process_start INTEGER,
+    attempt_dir TEXT,
     UNIQUE (project, domain, name)
 );
 CREATE INDEX IF NOT EXISTS executions_parent ON executions (parent_name);
@@ -82,8 +84,10 @@ CREATE INDEX IF NOT EXISTS execution_tags_execution ON execution_tags (execution
 _EXECUTION_COLUMNS = (
     "e.id, e.project, e.domain, e.name, e.phase, e.spec, e.inputs, e.outputs, e.error, "
     "e.abort_cause, e.created_at, e.updated_at, e.started_at, e.finished_at, e.parent_name, "
-    "e.pid, e.pgid"
+    "e.pid, e.pgid, e.process_start, e.attempt_dir"
 )
+# Columns added after the first release; a state.db written before gets them on open.
+_ADDED_EXECUTION_COLUMNS = (("process_start", "INTEGER"), ("attempt_dir", "TEXT"))
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ class ExecutionRecord:
     parent_name: str | None
     pid: int | None
     pgid: int | None
+    process_start: int | None = None
+    attempt_dir: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -140,6 +146,13 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(executions)")}
+        for column, kind in _ADDED_EXECUTION_COLUMNS:
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE executions ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -335,11 +348,24 @@ class Store:
             )
         return cursor.rowcount == 1
 
-    def set_process(self, execution_id: int, pid: int | None, pgid: int | None) -> None:
-        """Remember the process (group) currently running for an execution."""
+    def set_process(
+        self,
+        execution_id: int,
+        pid: int | None,
+        pgid: int | None,
+        process_start: int | None = None,
+        attempt_dir: Path | None = None,
+    ) -> None:
+        """Remember the process (group) currently running for an execution.
+
+        ``process_start`` (from ``/proc/<pid>/stat``) tells that process apart from a later one
+        with the same pid; ``attempt_dir`` is where it writes ``outputs.pb`` or ``error.pb``.
+        """
+        directory = str(attempt_dir) if attempt_dir is not None else None
         with self._lock:
             self._conn.execute(
-                "UPDATE executions SET pid=?, pgid=? WHERE id=?", (pid, pgid, execution_id)
+                "UPDATE executions SET pid=?, pgid=?, process_start=?, attempt_dir=? WHERE id=?",
+                (pid, pgid, process_start, directory, execution_id),
             )
 
     def finish(
@@ -378,25 +404,3 @@ class Store:
         with self._lock:
             rows = self._conn.execute(sql, where.params).fetchall()
         return [row[-1] for row in rows]
-
-
-def fail_interrupted_executions(store: Store) -> int:
-    """Mark executions left active by a previous server process as FAILED.
-
-    Their worker processes belonged to a server that is gone, and nothing would ever move them
-    to a terminal phase. This is the single place to change if a restarted server should instead
-    re-adopt surviving processes. Returns how many executions were failed.
-    """
-    error = core_execution_pb2.ExecutionError(
-        code="DevBackendRestarted",
-        message=RESTART_ERROR_MESSAGE,
-        kind=core_execution_pb2.ExecutionError.SYSTEM,
-    ).SerializeToString()
-    count = 0
-    for record in store.active_executions():
-        if store.finish(record.id, Phase.Value("FAILED"), error=error):
-            count += 1
-            logger.info(
-                "execution %s/%s/%s failed by restart", record.project, record.domain, record.name
-            )
-    return count

@@ -42,3 +42,25 @@ add_lp = LaunchPlan.get_or_create(
     default_inputs={"x": 5},
     fixed_inputs={"y": 100},
 )
+
+
+@task
+def append_pid_and_sleep(seconds: float, marker: str) -> str:
+    with open(marker, "a") as out:
+        out.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return f"slept {seconds}"
+
+
+@task
+def import_wave() -> bool:
+    import wave
+
+    return wave.__name__ == "wave"
+
+
+@task
+def module_loaded_before_import(name: str) -> bool:
+    import sys
+
+    return name in sys.modules
