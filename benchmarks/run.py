@@ -49,7 +49,7 @@ from benchmarks import bench_wfs  # noqa: E402
 from flytekitplugins.eagerqueue.devserver.server import DevServer  # noqa: E402
 
 PROJECT, DOMAIN = "flytesnacks", "development"
-TERMINAL = {4, 5, 6, 7}  # SUCCEEDED, FAILED, ABORTED, TIMED_OUT (core WorkflowExecution.Phase)
+TERMINAL = {4, 6, 7, 8}  # SUCCEEDED, FAILED, ABORTED, TIMED_OUT (core WorkflowExecution.Phase)
 
 
 class Bench:
