@@ -31,6 +31,7 @@ import asyncio
 import atexit
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import enum
 import heapq
@@ -258,6 +259,9 @@ class Controller:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.launch_workers, thread_name_prefix="eagerqueue-admin"
         )
+        self._registered: set[tuple[str, str, str]] = set()
+        self._registration_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._registration_guard = threading.Lock()
         self._per_child_polling = False
         self._labels_checked = False
         self._list_failures = 0
@@ -594,7 +598,8 @@ class Controller:
             envs=self.get_env(),
         )
         started = time.time()
-        state = self._call_admin("CreateExecution", item, self._admin.launch, request)
+        with self._first_launch_of(item):
+            state = self._call_admin("CreateExecution", item, self._admin.launch, request)
         found = state.labels.get(INPUT_DIGEST_LABEL)
         if found is None:
             full = self._call_admin(
@@ -605,6 +610,23 @@ class Controller:
             raise ReattachMismatchError(state.name, item.entity.name, item.digest_label, found)
         item.reattached = state.created_at < started - 1.0
         return state
+
+    @contextlib.contextmanager
+    def _first_launch_of(self, item: WorkItem) -> typing.Iterator[None]:
+        """Serializes launches of an entity until one has registered it.
+
+        The first launch of an entity registers it (and everything it references); launched
+        concurrently, every one of them would find it missing and register it again.
+        """
+        key = (item.kind, item.entity.name, item.version)
+        if key in self._registered:
+            yield
+            return
+        with self._registration_guard:
+            lock = self._registration_locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+            self._registered.add(key)
 
     def _on_launched(
         self, item: WorkItem, state: typing.Any, error: typing.Optional[BaseException]

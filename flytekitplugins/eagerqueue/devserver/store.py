@@ -338,6 +338,17 @@ class Store:
             rows = self._conn.execute(sql, (*ACTIVE_PHASES, name, name)).fetchall()
         return [ExecutionRecord(*row) for row in rows]
 
+    def eager_children(self, project: str, domain: str, parent: str) -> list[ExecutionRecord]:
+        """Every execution labelled ``eager-exec=<parent>``, oldest first (from the tag index)."""
+        sql = (
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions e WHERE e.project=? AND e.domain=? "
+            "AND e.id IN (SELECT t.execution_id FROM execution_tags t "
+            "WHERE t.key='eager-exec' AND t.value=?) ORDER BY e.created_at, e.id"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, (project, domain, parent)).fetchall()
+        return [ExecutionRecord(*row) for row in rows]
+
     def mark_running(self, execution_id: int) -> bool:
         """Move a QUEUED execution to RUNNING; False if it is no longer QUEUED (aborted)."""
         now = time.time()
