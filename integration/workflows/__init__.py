@@ -1,0 +1,1 @@
+"""Eager workflows the integration suite runs; importable in task processes and images."""
