@@ -189,6 +189,7 @@ class HeldAdmin:
         self.finish_per_poll = finish_per_poll
         self.running: collections.deque[str] = collections.deque()
         self.finished: dict = {}
+        self.order: list[str] = []
         self.launched = 0
         self.lock = threading.Lock()
         self.outputs = LiteralMap({"o0": Literal(scalar=Scalar(primitive=Primitive(integer=1)))})
@@ -209,14 +210,17 @@ class HeldAdmin:
             with self.lock:
                 for _ in range(min(self.finish_per_poll, len(self.running))):
                     name = self.running.popleft()
+                    self.order.append(name)
                     self.finished[name] = ChildState(
                         name, Phase.SUCCEEDED, {}, updated_at=time.time()
                     )
         page = []
-        for state in reversed(list(self.finished.values())[-100:]):
-            page.append(state)
-            if is_known(state.name):
-                break
+        with self.lock:
+            newest_first = reversed(self.order)
+            for name in newest_first:
+                page.append(self.finished[name])
+                if is_known(name):
+                    break
         return page
 
     def lists_children(self, parent_tag):
@@ -333,6 +337,14 @@ def min_depth(out: str) -> int:
 # ---------------------------------------------------------------------------- main
 
 
+class Rows(list):
+    """The table's rows, each also printed as soon as it is measured."""
+
+    def append(self, row: tuple[str, str, str]) -> None:
+        print(f"  {row[0]}: stock {row[1]} | ours {row[2]}", flush=True)
+        super().append(row)
+
+
 def main(argv: typing.Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="children of the fan-out")
@@ -342,11 +354,12 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
     parser.add_argument("--in-flight", type=int, default=5000, help="children held in flight")
     parser.add_argument("--runner", default="fork", help="dev backend runner: fork or process")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check it runs")
+    parser.add_argument("--write", metavar="PATH", help="also write the table to PATH")
     args = parser.parse_args(argv)
     if args.smoke:
         args.n, args.stock_n, args.chain, args.stock_chain, args.in_flight = 8, 3, 3, 2, 300
 
-    rows: list[tuple[str, str, str]] = []
+    rows = Rows()
     with tempfile.TemporaryDirectory(prefix="eagerqueue-bench-") as state:
         server = start_server(state, args.runner)
         try:
@@ -374,7 +387,11 @@ def main(argv: typing.Optional[list[str]] = None) -> int:
     rows.append(
         ("added to `import flytekit`", "-", f"{import_cost(5 if args.smoke else 9):.1f} ms")
     )
-    print_table(rows, args)
+    table = render_table(rows, args)
+    print(table)
+    if args.write:
+        pathlib.Path(args.write).write_text(table)
+        print(f"written to {args.write}")
     return 0
 
 
@@ -455,14 +472,19 @@ def measure_backend(bench: Bench, args: argparse.Namespace, rows: list) -> None:
     )
 
 
-def print_table(rows: list, args: argparse.Namespace) -> None:
-    print()
-    print(f"eagerqueue benchmark (runner={args.runner}, {os.cpu_count()} cores)")
-    print()
-    print("| measure | flytekit stock | eagerqueue |")
-    print("|---|---|---|")
-    for measure, stock, ours in rows:
-        print(f"| {measure} | {stock} | {ours} |")
+def render_table(rows: list, args: argparse.Namespace) -> str:
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    lines = [
+        "",
+        f"eagerqueue benchmark: `{command.strip()}`",
+        f"(dev backend runner={args.runner}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "",
+        "| measure | flytekit stock | eagerqueue |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {measure} | {stock} | {ours} |" for measure, stock, ours in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -55,18 +55,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def write_client_config(path: Path, endpoint: str, console_url: str | None = None) -> Path:
+def write_client_config(
+    path: Path,
+    endpoint: str,
+    console_url: str | None = None,
+    eager: dict | None = None,
+) -> Path:
     """Write a flytekit config file naming ``endpoint`` without TLS or auth.
 
     ``console_url`` (``http://127.0.0.1:<http port>``) becomes ``console.endpoint``, which
     ``FlyteRemote.generate_console_url`` uses instead of ``http://<endpoint>``, the gRPC port.
+    ``eager`` is written as the file's ``eager:`` section, which task processes read.
     """
+    import yaml
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = f"admin:\n  endpoint: dns:///{endpoint}\n  insecure: true\n"
+    document: dict = {"admin": {"endpoint": f"dns:///{endpoint}", "insecure": True}}
     if console_url:
-        text += f"console:\n  endpoint: {console_url}\n"
-    path.write_text(text)
+        document["console"] = {"endpoint": console_url}
+    if eager:
+        document["eager"] = eager
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def user_eager_section() -> dict | None:
+    """The ``eager:`` section of the flytekit config file this process finds, if any.
+
+    Tasks on the dev backend read the generated config file instead of the user's, so the
+    server carries this section over: settings chosen in the user's config file then apply
+    to the eager runs it executes, as they would in a pod built with that file.
+    """
+    from flytekit.configuration.file import get_config_file
+
+    found = get_config_file(None)
+    section = (found.yaml_config or {}).get("eager") if found is not None else None
+    return section if isinstance(section, dict) else None
 
 
 class DevServer:
@@ -147,7 +171,9 @@ class DevServer:
             RunnerConfig(
                 state_dir=self.state_dir,
                 endpoint=self.endpoint,
-                config_path=write_client_config(self.config_path, self.endpoint, self.http_url),
+                config_path=write_client_config(
+                    self.config_path, self.endpoint, self.http_url, user_eager_section()
+                ),
                 source_roots=self._source_roots,
                 max_parallel=self._max_parallel,
                 runner=self._runner_kind,
