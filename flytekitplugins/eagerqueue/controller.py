@@ -607,7 +607,9 @@ class Controller:
             )
             found = full[:_DIGEST_LABEL_CHARS]
         if found != item.digest_label:
-            raise ReattachMismatchError(state.name, item.entity.name, item.digest_label, found)
+            raise ReattachMismatchError(
+                state.name, item.entity.name, item.digest_label, found, parent=self.tag
+            )
         item.reattached = state.created_at < started - 1.0
         return state
 

@@ -72,14 +72,16 @@ class InputConversionError(EagerQueueError, TypeError):
 class ReattachMismatchError(EagerQueueError):
     """An execution with the wanted name exists but was launched with other inputs."""
 
-    def __init__(self, execution: str, entity: str, wanted: str, found: str):
+    def __init__(self, execution: str, entity: str, wanted: str, found: str, parent: str = ""):
         self.execution = execution
         self.entity = entity
+        self.parent = parent
+        asked = f" by {parent}" if parent else ""
         super().__init__(
-            f"execution {execution} already exists for {entity} but was launched with other "
-            f"inputs (input digest {found}, this call has {wanted}). Refusing to reuse its "
-            "result. Use a naming policy that includes the inputs (eager.naming: hashed) or "
-            "delete the old execution."
+            f"execution {execution} already exists but was launched with other inputs than "
+            f"the call of {entity} asked for{asked} (input digest {found}, this call has "
+            f"{wanted}). Refusing to reuse its result. Use a naming policy that includes the "
+            "inputs (eager.naming: hashed) or give the parent execution another name."
         )
 
 

@@ -1,0 +1,49 @@
+"""Eager workflows for naming, retry and bad-input cases."""
+
+import asyncio
+
+from flytekit import eager, task
+
+
+@task
+async def flaky(x: int) -> int:
+    """Succeeds; the dev backend's fault injection kills its first attempts."""
+    return x * 10
+
+
+@task
+async def plain(i: int) -> int:
+    return i
+
+
+@task
+async def refuses(x: int) -> int:
+    if x >= 0:
+        raise ValueError(f"refusing {x}")
+    return x
+
+
+@eager
+async def call_flaky(x: int) -> int:
+    return await flaky(x=x)
+
+
+@eager
+async def call_refuses(x: int) -> int:
+    return await refuses(x=x)
+
+
+@eager
+async def pair(n: int) -> int:
+    return sum(await asyncio.gather(*(plain(i=i) for i in range(n))))
+
+
+@eager
+async def bad_input(x: int) -> int:
+    """Awaits a call whose input does not convert, and does not catch the error."""
+    return await plain(i="seven")  # type: ignore[arg-type]
+
+
+def shouting_names(request) -> str:
+    """A user naming policy that breaks Admin's rule."""
+    return f"CHILD-{request.occurrence}"
