@@ -47,3 +47,15 @@ async def bad_input(x: int) -> int:
 def shouting_names(request) -> str:
     """A user naming policy that breaks Admin's rule."""
     return f"CHILD-{request.occurrence}"
+
+
+@eager
+async def mixed(x: int) -> int:
+    """One child succeeds, one is retried and succeeds, one fails and is caught."""
+    first = await plain(i=x)
+    second = await flaky(x=x)
+    try:
+        await refuses(x=x)
+    except Exception:  # noqa: BLE001 - the deck must show this failure
+        pass
+    return first + second
