@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import pathlib
 import sys
+import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20, help="children in the fan-out")
     parser.add_argument("--state-dir", default=str(HERE.parent / ".eagerqueue" / "demo"))
+    parser.add_argument(
+        "--keep-serving", action="store_true", help="keep the backend up to browse its console"
+    )
     args = parser.parse_args(argv)
 
     with DevServer(args.state_dir, port=0, source_root=HERE) as server:
@@ -107,6 +111,18 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{len(children)} child executions, run by {len(pids - {None})} separate "
             "pyflyte-execute processes"
         )
+        decks = sorted((server.state_dir / "data" / PROJECT / DOMAIN / root).glob("*/*/deck.html"))
+        if decks:
+            print(f"\ndeck of the run: {decks[-1]}")
+        page = f"{server.http_url}/console/projects/{PROJECT}/domains/{DOMAIN}/executions/{root}"
+        if args.keep_serving:
+            print(f"console of the run: {page}\n(serving until Ctrl-C)")
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                pass
+        else:
+            print("(run with --keep-serving to browse the run in the dev backend's console)")
         return 0 if result == fanout.expected(args.n) else 1
 
 

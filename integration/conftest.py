@@ -466,6 +466,18 @@ class TestRun:
 
 
 @pytest.fixture
+def dev(backend: Backend) -> typing.Iterator[Backend]:
+    """The dev backend, for cases that inject faults; skipped on other backends.
+
+    Faults a test switched on are cleared after it.
+    """
+    if backend.kind != "dev":
+        pytest.skip("fault injection needs the dev backend (--backend=dev)")
+    yield backend
+    backend.server.clear_faults()
+
+
+@pytest.fixture
 def flyte(backend: Backend, request: pytest.FixtureRequest) -> TestRun:
     """The backend, with a name prefix unique to this test."""
     return TestRun(backend, request.node.name)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from integration.workflows import policies
 
 
-def test_an_eager_run_publishes_one_deck_with_its_summary(backend, flyte):
-    if backend.kind != "dev":
-        pytest.skip("reading the deck file and injecting a fault need --backend=dev")
+def test_an_eager_run_publishes_one_deck_with_its_summary(dev, flyte):
+    backend = dev
     backend.server.fail_executions(1, task_name=policies.flaky.name)
     execution = flyte.execute(
         policies.mixed,

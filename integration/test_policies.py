@@ -18,14 +18,6 @@ def error_of(execution) -> str:
     return execution.closure.error.message if execution.closure.error else ""
 
 
-@pytest.fixture
-def dev(backend):
-    if backend.kind != "dev":
-        pytest.skip("fault injection needs the dev backend (--backend=dev)")
-    yield backend
-    backend.server.clear_faults()
-
-
 def test_a_child_killed_twice_by_the_platform_succeeds_on_its_third_attempt(dev, flyte):
     dev.server.fail_executions(2, task_name=policies.flaky.name)
     execution = flyte.execute(

@@ -25,14 +25,6 @@ RUNNING, SUCCEEDED, FAILED, ABORTED = 2, 4, 6, 7
 TERMINAL = {4, 6, 7, 8}
 
 
-@pytest.fixture
-def dev(backend):
-    if backend.kind != "dev":
-        pytest.skip("fault injection needs the dev backend (--backend=dev)")
-    yield backend
-    backend.server.clear_faults()
-
-
 def store_record(backend, name):
     return backend.server.store.get_execution(backend.project, backend.domain, name)
 

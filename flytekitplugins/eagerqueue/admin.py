@@ -281,50 +281,39 @@ class RemoteAdmin:
             raise
 
     def get_state(self, name: str) -> ChildState:
-        try:
-            execution = self._remote.client.raw.get_execution(
-                execution_pb2.WorkflowExecutionGetRequest(id=self._exec_id(name))
-            )
-        except Exception as err:
-            _raise_transient("GetExecution", err)
-            raise
+        request = execution_pb2.WorkflowExecutionGetRequest(id=self._exec_id(name))
+        execution = self._rpc("GetExecution", self._remote.client.raw.get_execution, request)
         return ChildState.from_execution(execution)
 
     def get_outputs(self, name: str) -> typing.Any:
-        from flytekit.models.literals import LiteralMap
-
-        try:
-            data = self._remote.client.raw.get_execution_data(
-                execution_pb2.WorkflowExecutionGetDataRequest(id=self._exec_id(name))
-            )
-        except Exception as err:
-            _raise_transient("GetExecutionData", err)
-            raise
-        if data.HasField("full_outputs"):
-            return LiteralMap.from_flyte_idl(data.full_outputs)
-        if data.outputs.url:
-            return self._download_literal_map(data.outputs.url)
-        return LiteralMap(literals={})
+        return self._execution_data(name, "outputs")
 
     def get_input_digest(self, name: str) -> str:
-        from flytekit.models.literals import LiteralMap
-
         from .inputs import digest_literals
 
+        return digest_literals(self._execution_data(name, "inputs").literals)
+
+    def _execution_data(self, name: str, which: str) -> typing.Any:
+        """The ``inputs`` or ``outputs`` LiteralMap of one execution, inline or downloaded."""
+        from flytekit.models.literals import LiteralMap
+
+        request = execution_pb2.WorkflowExecutionGetDataRequest(id=self._exec_id(name))
+        data = self._rpc("GetExecutionData", self._remote.client.raw.get_execution_data, request)
+        if data.HasField(f"full_{which}"):
+            return LiteralMap.from_flyte_idl(getattr(data, f"full_{which}"))
+        url = getattr(data, which).url
+        if url:
+            return self._download_literal_map(url)
+        return LiteralMap(literals={})
+
+    @staticmethod
+    def _rpc(rpc: str, call: typing.Callable, request: typing.Any) -> typing.Any:
+        """Calls ``call(request)``, turning transient failures into TransientAdminError."""
         try:
-            data = self._remote.client.raw.get_execution_data(
-                execution_pb2.WorkflowExecutionGetDataRequest(id=self._exec_id(name))
-            )
+            return call(request)
         except Exception as err:
-            _raise_transient("GetExecutionData", err)
+            _raise_transient(rpc, err)
             raise
-        if data.HasField("full_inputs"):
-            literals = LiteralMap.from_flyte_idl(data.full_inputs).literals
-        elif data.inputs.url:
-            literals = self._download_literal_map(data.inputs.url).literals
-        else:
-            literals = {}
-        return digest_literals(literals)
 
     def _download_literal_map(self, url: str) -> typing.Any:
         from flyteidl.core import literals_pb2
@@ -341,13 +330,8 @@ class RemoteAdmin:
         return LiteralMap.from_flyte_idl(proto)
 
     def terminate(self, name: str, cause: str) -> None:
-        try:
-            self._remote.client.raw.terminate_execution(
-                execution_pb2.ExecutionTerminateRequest(id=self._exec_id(name), cause=cause)
-            )
-        except Exception as err:
-            _raise_transient("TerminateExecution", err)
-            raise
+        request = execution_pb2.ExecutionTerminateRequest(id=self._exec_id(name), cause=cause)
+        self._rpc("TerminateExecution", self._remote.client.raw.terminate_execution, request)
 
     def console_url(self, name: str) -> str:
         from flytekit.models.core.identifier import WorkflowExecutionIdentifier

@@ -46,6 +46,16 @@ GRPC_WORKER_THREADS = 64
 DEFAULT_MAX_PARALLEL = 32
 
 
+# flytekit's channels ping every 30 s even when idle; gRPC servers refuse pings more often
+# than every 5 minutes by default and answer GOAWAY "too_many_pings", which drops the
+# connection of a long-running eager task. Accept pings as often as every 10 s.
+_KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -162,7 +172,10 @@ class DevServer:
         self._http = DevHttpServer(
             uploads, self._stats, self._host, self._http_port, faults=self._faults
         )
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKER_THREADS))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=GRPC_WORKER_THREADS),
+            options=_KEEPALIVE_OPTIONS,
+        )
         self._bound_port = server.add_insecure_port(f"{self._host}:{self._port}")
         if not self._bound_port:
             raise OSError(f"could not bind gRPC port {self._host}:{self._port}")
