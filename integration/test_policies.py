@@ -147,3 +147,15 @@ def test_switching_naming_in_the_config_file_changes_the_names_in_the_backend(
     assert execution.outputs["o0"] == 1
     assert len(names) == 2
     assert all(re.fullmatch(r"e-pair-[a-z0-9]+-plain-0-[0-9a-f]{8}", n) for n in names), names
+
+
+def test_settings_chosen_for_the_root_apply_to_every_level_of_nesting(flyte):
+    from integration.helpers import descendants_of
+
+    execution = flyte.execute(policies.outer, {"n": 2}, envs={"FLYTE_EAGER_NAMING": "readable"})
+    assert execution.outputs["o0"] == 1
+    names = {e.id.name for e in descendants_of(flyte.remote, execution.id.name)}
+    assert len(names) == 4  # inner, pair, and pair's two children
+    assert any(re.fullmatch(r"e-outer-[a-z0-9-]+-inner-0-[0-9a-f]{8}", n) for n in names), names
+    assert any(re.fullmatch(r"e-inner-[a-z0-9-]+-pair-0-[0-9a-f]{8}", n) for n in names), names
+    assert sum(bool(re.fullmatch(r"e-pair-[a-z0-9-]+-plain-0-[0-9a-f]{8}", n)) for n in names) == 2

@@ -350,3 +350,39 @@ class TestSchedulingOrder:
         shuffled = list(calls)
         random.Random(3).shuffle(shuffled)
         assert names_for(calls, "same-parent") == names_for(shuffled, "same-parent")
+
+
+class TestPermanentErrors:
+    def test_a_permanent_launch_error_fails_only_that_child_naming_the_rpc_and_the_child(
+        self, make_controller
+    ):
+        from flytekitplugins.eagerqueue.errors import AdminCallError
+
+        class RefusingAdmin(FakeAdmin):
+            def launch(self, request):
+                if request.entity is greet:
+                    raise PermissionError("PERMISSION_DENIED: not allowed here")
+                return super().launch(request)
+
+        admin = RefusingAdmin(compute=lambda name, inputs: inputs.get("x", 0) * 2)
+        controller = make_controller(admin)
+
+        async def main():
+            return await asyncio.gather(
+                controller.add(greet, {"name": "x"}),
+                controller.add(double, {"x": 2}),
+                return_exceptions=True,
+            )
+
+        refused, doubled = run(main())
+        assert doubled == 4
+        assert isinstance(refused, AdminCallError)
+        assert str(refused).startswith("CreateExecution for child e-parent-paren-")
+        assert "(tests.entities.greet) failed: PERMISSION_DENIED: not allowed here" in str(refused)
+
+    def test_settings_reach_nested_children_through_their_environment(self, admin, make_controller):
+        controller = make_controller(admin, naming="readable", retry_policy="exponential")
+        run(controller.add(double, {"x": 1}))
+        (execution,) = admin.executions.values()
+        assert execution.request.envs["FLYTE_EAGER_NAMING"] == "readable"
+        assert execution.request.envs["FLYTE_EAGER_RETRY_POLICY"] == "exponential"

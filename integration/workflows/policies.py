@@ -59,3 +59,14 @@ async def mixed(x: int) -> int:
     except Exception:  # noqa: BLE001 - the deck must show this failure
         pass
     return first + second
+
+
+@eager
+async def inner(n: int) -> int:
+    return await pair(n=n)
+
+
+@eager
+async def outer(n: int) -> int:
+    """Three levels: outer -> inner -> pair -> plain."""
+    return await inner(n=n)
