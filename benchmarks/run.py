@@ -204,7 +204,7 @@ class HeldAdmin:
             self.launched += 1
         return ChildState(request.name, Phase.RUNNING, dict(request.labels), created_at=time.time())
 
-    def list_finished(self, parent_tag, is_known):
+    def list_finished(self, parent_tag, stop_at):
         from flytekitplugins.eagerqueue.admin import ChildState, Phase
 
         if self.release.is_set():
@@ -220,7 +220,7 @@ class HeldAdmin:
             newest_first = reversed(self.order)
             for name in newest_first:
                 page.append(self.finished[name])
-                if is_known(name):
+                if stop_at(self.finished[name]):
                     break
         return page
 

@@ -137,7 +137,7 @@ class FakeAdmin:
             self.finish(request.name, value)
         return self.executions[request.name].state()
 
-    def list_finished(self, parent_tag, is_known):
+    def list_finished(self, parent_tag, stop_at):
         self._maybe_fail("list_finished")
         if not self.labels_indexed:
             return []

@@ -386,3 +386,31 @@ class TestPermanentErrors:
         (execution,) = admin.executions.values()
         assert execution.request.envs["FLYTE_EAGER_NAMING"] == "readable"
         assert execution.request.envs["FLYTE_EAGER_RETRY_POLICY"] == "exponential"
+
+
+class TestListingRaces:
+    def test_a_child_listed_finished_while_its_launch_returns_is_not_lost(self, make_controller):
+        import time as clock
+
+        class SlowLaunchAdmin(FakeAdmin):
+            def launch(self, request):
+                state = super().launch(request)  # RUNNING, as the create call saw it
+                if request.inputs["x"].scalar.primitive.integer == 1:
+                    self.finish(request.name, 7)
+                    clock.sleep(0.2)  # polls list the child as finished meanwhile
+                return state
+
+        admin = SlowLaunchAdmin(hold=True)
+        controller = make_controller(admin)
+
+        async def main():
+            held = asyncio.ensure_future(controller.add(double, {"x": 0}))
+            while not admin.running():
+                await asyncio.sleep(0.005)
+            polls_before = admin.calls["list_finished"]
+            result = await controller.add(double, {"x": 1})
+            assert admin.calls["list_finished"] > polls_before + 3
+            admin.finish(admin.running()[0], 0)
+            return result, await held
+
+        assert run(main(), timeout=10) == (7, 0)

@@ -112,11 +112,11 @@ class AdminClient(typing.Protocol):
         """Creates the execution; if the name exists, returns the existing one's state."""
 
     def list_finished(
-        self, parent_tag: str, is_known: typing.Callable[[str], bool]
+        self, parent_tag: str, stop_at: typing.Callable[[ChildState], bool]
     ) -> typing.Optional[list[ChildState]]:
         """Children of ``parent_tag`` in a terminal phase, most recently updated first.
 
-        Pages until a page holds a child for which ``is_known`` is true. Returns None if the
+        Pages until a page holds a child for which ``stop_at`` is true. Returns None if the
         backend cannot filter by label, in which case the caller polls children one by one.
         """
 
@@ -226,7 +226,7 @@ class RemoteAdmin:
         return ChildState.from_execution(execution.to_flyte_idl())
 
     def list_finished(
-        self, parent_tag: str, is_known: typing.Callable[[str], bool]
+        self, parent_tag: str, stop_at: typing.Callable[[ChildState], bool]
     ) -> typing.Optional[list[ChildState]]:
         from flytekit.core.constants import EAGER_TAG_KEY
 
@@ -243,7 +243,7 @@ class RemoteAdmin:
             states = [ChildState.from_execution(e) for e in page.executions]
             found.extend(states)
             token = page.token
-            if not token or any(is_known(s.name) for s in states):
+            if not token or any(stop_at(s) for s in states):
                 return found
 
     def lists_children(self, parent_tag: str) -> bool:

@@ -83,6 +83,10 @@ _TRANSIENT_GIVE_UP_AFTER = 600.0
 # The status poll backs off by this factor on each tick that saw no change.
 _POLL_GROWTH = 1.3
 
+# Listing children stops this far (in Admin's update times) behind the newest update seen,
+# so that a child whose finish Admin committed late is still read on the next poll.
+_LIST_OVERLAP_SECONDS = 10.0
+
 # Consecutive failed list calls after which the controller stops trusting the label filter
 # and polls children one by one.
 _LIST_FAILURES_BEFORE_FALLBACK = 5
@@ -253,7 +257,9 @@ class Controller:
         self._delayed: list[tuple[float, int, WorkItem]] = []
         self._launching: dict[str, WorkItem] = {}
         self._running: dict[str, WorkItem] = {}
-        self._finished_names: set[str] = set()
+        # Every child seen in a terminal phase, by name, with the newest update time seen.
+        self._seen_terminal: dict[str, ChildState] = {}
+        self._high_water = 0.0
         self._inbox: collections.deque[typing.Callable[[], None]] = collections.deque()
         self._bucket = _TokenBucket(self.settings.launch_rate, self.settings.launch_burst)
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -639,6 +645,8 @@ class Controller:
             return
         item.launched_at = item.launched_at or time.time()
         item.status = ItemStatus.RUNNING
+        # A poll may have listed this child finished while its launch call was returning.
+        state = state if state.is_terminal else self._seen_terminal.get(item.execution, state)
         self._running[item.execution] = item
         self._log_state(item, state.phase_name)
         if state.is_terminal:
@@ -679,7 +687,7 @@ class Controller:
             return False
         try:
             self.rpc_calls["ListExecutions"] += 1
-            states = self._admin.list_finished(self.tag, self._finished_names.__contains__)
+            states = self._admin.list_finished(self.tag, self._seen_long_ago)
             self._list_failures = 0
         except Exception as err:  # noqa: BLE001 - a failed poll only delays the next one
             return self._on_list_failure(err)
@@ -689,11 +697,26 @@ class Controller:
             return False
         changed = False
         for state in states:
+            if not state.is_terminal:
+                continue
+            self._seen_terminal.setdefault(state.name, state)
+            self._high_water = max(self._high_water, state.updated_at)
             item = self._running.get(state.name)
-            if item is not None and state.is_terminal:
+            if item is not None:
                 self._on_terminal(item, state)
                 changed = True
         return changed
+
+    def _seen_long_ago(self, state: ChildState) -> bool:
+        """Where listing may stop: at a child seen finished well before the newest update.
+
+        Pages are sorted by update time, newest first, so everything past such a child was
+        seen on an earlier poll. The margin covers updates that Admin commits out of order.
+        """
+        return (
+            state.name in self._seen_terminal
+            and state.updated_at < self._high_water - _LIST_OVERLAP_SECONDS
+        )
 
     def _check_label_filter(self) -> None:
         """Once, after the first launch: does the backend find children by label?
@@ -734,7 +757,7 @@ class Controller:
 
     def _on_terminal(self, item: WorkItem, state: ChildState) -> None:
         self._running.pop(item.execution, None)
-        self._finished_names.add(item.execution)
+        self._seen_terminal.setdefault(item.execution, state)
         item.phase = state.phase_name
         if state.phase == Phase.SUCCEEDED:
             self._submit(self._outputs_call, item, self._on_outputs)
