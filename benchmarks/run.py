@@ -410,7 +410,11 @@ def measure_backend(bench: Bench, args: argparse.Namespace, rows: list) -> None:
     ours = bench.run_eager(bench_wfs.fan, {"n": args.n}, "eagerqueue")
     assert len(ours["children"]) == args.n, len(ours["children"])
     unthrottled = bench.run_eager(
-        bench_wfs.fan, {"n": args.n}, "eagerqueue", FLYTE_EAGER_LAUNCH_RATE="1000"
+        bench_wfs.fan,
+        {"n": args.n},
+        "eagerqueue",
+        FLYTE_EAGER_LAUNCH_RATE="1000",
+        FLYTE_EAGER_DECK_TIMELINE="false",
     )
     alone = bench.backend_alone(args.n)
     stock_small = bench.run_eager(bench_wfs.fan, {"n": args.stock_n}, "flytekit")

@@ -381,7 +381,11 @@ class Controller:
 
     def render_html(self) -> str:
         """The deck of this run's children, rendered from a snapshot."""
-        return deck.render(self.snapshot(), show_values=self.settings.deck_show_values)
+        return deck.render(
+            self.snapshot(),
+            show_values=self.settings.deck_show_values,
+            timeline=self.settings.deck_timeline,
+        )
 
     def snapshot(self) -> deck.RunSnapshot:
         """A copy of what the controller knows, safe to read without its lock."""

@@ -56,6 +56,7 @@ class Settings:
         poll_interval_max: status poll interval cap while nothing changes.
         terminate_timeout: how long cancelling in-flight children may take on SIGTERM.
         deck_show_values: show input and output values in the deck.
+        deck_timeline: draw the deck's timeline (imports plotly: about 0.6 s of CPU).
     """
 
     controller: str = "eagerqueue"
@@ -75,6 +76,7 @@ class Settings:
     poll_interval_max: float = 2.0
     terminate_timeout: float = 10.0
     deck_show_values: bool = False
+    deck_timeline: bool = True
 
     def to_env(self) -> dict[str, str]:
         """``FLYTE_EAGER_*`` variables that make a nested eager child run with these settings.
@@ -317,6 +319,13 @@ KEYS: tuple[_Key, ...] = (
         _boolean,
         "bool",
         "show input and output values in the deck",
+    ),
+    _Key(
+        "deck.timeline",
+        "deck_timeline",
+        _boolean,
+        "bool",
+        "draw the timeline in the deck (importing plotly costs about 0.6 s of CPU)",
     ),
 )
 
