@@ -20,7 +20,7 @@ from flytekitplugins.eagerqueue.naming import (
     check_name,
 )
 
-from .entities import double, greet, total
+from .entities import double
 
 
 def request(**fields):
@@ -88,14 +88,22 @@ class TestHashed:
         assert prefix == "e-fanout-abcde"
         assert len(digest) == 20 and int(digest, 16) >= 0
 
-    def test_keyword_order_does_not_change_the_digest(self):
-        from .entities import double_wf  # noqa: F401 - a second entity keeps the import honest
+    @given(
+        values=st.dictionaries(
+            st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            min_size=1,
+        ),
+        seed=st.integers(min_value=0, max_value=2**32 - 1),
+    )
+    @settings(max_examples=60, deadline=None)
+    def test_keyword_order_does_not_change_the_digest(self, values, seed):
+        import random
 
-        assert digest_of(total, {"values": [1, 2]}) == digest_of(total, {"values": [1, 2]})
-        a = to_literals(None, greet, {"name": "x"})
-        assert digest_literals(dict(reversed(list({**a, "z": a["name"]}.items())))) == (
-            digest_literals({**a, "z": a["name"]})
-        )
+        literals = {k: to_literals(None, double, {"x": v})["x"] for k, v in values.items()}
+        keys = list(literals)
+        random.Random(seed).shuffle(keys)
+        assert digest_literals({k: literals[k] for k in keys}) == digest_literals(literals)
 
     def test_occurrence_parent_entity_and_version_each_change_the_name(self):
         base = self.policy(request())
