@@ -19,7 +19,9 @@ setup(
     name=microlib_name,
     version=__version__,
     author="flytekitplugins-eagerqueue developers",
-    description="A faster, retry-safe controller for Flyte @eager workflows, with an embedded dev backend",
+    description=(
+        "A faster, retry-safe controller for Flyte @eager workflows, with an embedded dev backend"
+    ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=[

@@ -4,11 +4,13 @@ Rendering works on a :class:`RunSnapshot` copied out of the controller, so it ne
 the controller's lock, and it is linear in the number of children. Input and output values
 are left out unless ``eager.deck.show_values`` is true: they can be large or secret.
 
-The timeline is flytekitplugins-deck-standard's Gantt chart (it needs the ``plotly``
-extra: ``pip install flytekitplugins-eagerqueue[deck]``). It shows the first
-``TIMELINE_LIMIT`` children: plotly draws one trace per row, which costs about 3 ms of CPU
-each, and the
-table below it still lists every child.
+The timeline is a plotly Gantt chart, one row per child: a grey bar while the child waited
+to be launched (admission or a retry's backoff), then a bar coloured by how it ended. It
+needs the ``deck`` extra (``pip install flytekitplugins-eagerqueue[deck]``, which brings
+flytekitplugins-deck-standard's plotly). deck-standard's own ``GanttChartRenderer`` colours
+each row differently and lists every row in its legend, which stops being readable past a
+dozen children, so the chart is drawn with plotly express directly, coloured by phase. It
+shows the first ``TIMELINE_LIMIT`` children; the table below it lists every child.
 """
 
 from __future__ import annotations
@@ -70,8 +72,19 @@ class RunSnapshot:
         }
 
 
-#: Children drawn on the timeline at most; the table always lists all of them.
-TIMELINE_LIMIT = 100
+#: Children drawn on the timeline at most (a chart taller than this is no longer read);
+#: the table always lists all of them.
+TIMELINE_LIMIT = 200
+
+_TIMELINE_ROW_PIXELS = 14
+_PHASE_COLOURS = {
+    "WAITING": "#b0b7c3",
+    "SUCCEEDED": "#2e7d32",
+    "FAILED": "#c62828",
+    "TIMED_OUT": "#ad1457",
+    "ABORTED": "#ef6c00",
+    "RUNNING": "#1565c0",
+}
 
 _FAILED_PHASES = frozenset({"FAILED", "ABORTED", "TIMED_OUT"})
 
@@ -121,23 +134,47 @@ def _timeline(snapshot: RunSnapshot) -> str:
         return ""
     try:
         import pandas as pd
-        from flytekitplugins.deck.renderer import GanttChartRenderer
+        import plotly.express as px
     except ImportError:
-        return "<p>Install the plotly extra to see a timeline of the children.</p>"
+        return "<p>Install the deck extra (plotly) to see a timeline of the children.</p>"
     now = time.time()
+    bars = []
+    for child in started:
+        if child.launched_at - child.queued_at > 0.001:
+            bars.append((child, "WAITING", child.queued_at, child.launched_at))
+        phase = child.phase if child.finished_at else "RUNNING"
+        bars.append((child, phase, child.launched_at, child.finished_at or now))
     frame = pd.DataFrame(
         {
-            "Name": [f"{c.execution} ({c.phase})" for c in started],
-            "Start": pd.to_datetime([c.launched_at for c in started], unit="s"),
-            "Finish": pd.to_datetime([c.finished_at or now for c in started], unit="s"),
+            "child": [bar[0].execution for bar in bars],
+            "entity": [bar[0].entity for bar in bars],
+            "attempts": [bar[0].attempts for bar in bars],
+            "phase": [bar[1] for bar in bars],
+            "start": pd.to_datetime([bar[2] for bar in bars], unit="s"),
+            "finish": pd.to_datetime([bar[3] for bar in bars], unit="s"),
         }
     )
+    figure = px.timeline(
+        frame,
+        x_start="start",
+        x_end="finish",
+        y="child",
+        color="phase",
+        color_discrete_map=_PHASE_COLOURS,
+        hover_data=["entity", "attempts"],
+    )
+    figure.update_yaxes(autorange="reversed", title="", tickfont={"size": 9})
+    figure.update_layout(
+        height=160 + _TIMELINE_ROW_PIXELS * len(started),
+        margin={"l": 10, "r": 10, "t": 30, "b": 30},
+        legend={"orientation": "h", "y": 1.02, "x": 0, "title": ""},
+    )
     note = ""
-    shown = len(started)
     total = sum(1 for c in snapshot.children if c.launched_at)
-    if total > shown:
-        note = f"<p>Timeline of the first {shown} of {total} children.</p>"
-    return f"<h3>Timeline</h3>{note}{GanttChartRenderer().to_html(frame)}"
+    if total > len(started):
+        note = f"<p>Timeline of the first {len(started)} of {total} children.</p>"
+    chart = figure.to_html(full_html=False, include_plotlyjs=True)
+    return f"<h3>Timeline</h3>{note}{chart}"
 
 
 def _summary_row(key: str, value: typing.Any) -> str:
