@@ -441,7 +441,8 @@ def measure_backend(bench: Bench, args: argparse.Namespace, rows: list) -> None:
         # Stock admits 60 launches per sliding minute on its only thread: every further
         # block of 60 children costs it another minute.
         blocks = -(-args.n // 60) - -(-args.stock_n // 60)
-        stock_wall, how = stock_small["wall"] + 60.0 * blocks, "extrapolated"
+        stock_wall = stock_small["wall"] + 60.0 * blocks
+        how = f"extrapolated from {args.stock_n} children"
     rows.append(
         (
             f"fan-out of {args.n}, wall",

@@ -166,8 +166,8 @@ def _timeline(snapshot: RunSnapshot) -> str:
     figure.update_yaxes(autorange="reversed", title="", tickfont={"size": 9})
     figure.update_layout(
         height=160 + _TIMELINE_ROW_PIXELS * len(started),
-        margin={"l": 10, "r": 10, "t": 30, "b": 30},
-        legend={"orientation": "h", "y": 1.02, "x": 0, "title": ""},
+        margin={"l": 10, "r": 10, "t": 60, "b": 30},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": ""},
     )
     note = ""
     total = sum(1 for c in snapshot.children if c.launched_at)
