@@ -414,3 +414,32 @@ class TestListingRaces:
             return result, await held
 
         assert run(main(), timeout=10) == (7, 0)
+
+
+class TestLogs:
+    def test_a_long_run_logs_a_one_line_summary_and_never_input_values(
+        self, make_controller, caplog, monkeypatch
+    ):
+        import logging
+
+        monkeypatch.setattr(controller_module, "_SUMMARY_EVERY_SECONDS", 0.05)
+        admin = FakeAdmin(hold=True)
+        controller = make_controller(admin)
+
+        async def main():
+            task = asyncio.ensure_future(controller.add(greet, {"name": "hunter2-secret"}))
+            while not admin.running():
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
+            admin.finish(admin.running()[0], "hello")
+            return await task
+
+        with caplog.at_level(logging.INFO, logger="flytekitplugins.eagerqueue.controller"):
+            assert run(main()) == "hello"
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(
+            m == "eager run parent-exec: 1 children, 1 running, 0 waiting, 0 succeeded, 0 failed"
+            for m in messages
+        ), messages
+        assert any(m.startswith("child e-parent-paren-") and " SUCCEEDED " in m for m in messages)
+        assert not any("hunter2-secret" in m for m in messages)

@@ -83,6 +83,9 @@ _TRANSIENT_GIVE_UP_AFTER = 600.0
 # The status poll backs off by this factor on each tick that saw no change.
 _POLL_GROWTH = 1.3
 
+# While children are unfinished, a one-line summary of the run is logged this often.
+_SUMMARY_EVERY_SECONDS = 30.0
+
 # Listing children stops this far (in Admin's update times) behind the newest update seen,
 # so that a child whose finish Admin committed late is still read on the next poll.
 _LIST_OVERLAP_SECONDS = 10.0
@@ -280,6 +283,7 @@ class Controller:
         self._started = time.time()
         self.rpc_calls: collections.Counter[str] = collections.Counter()
         self.ticks = 0
+        self._next_summary = time.monotonic() + _SUMMARY_EVERY_SECONDS
 
         self._wake = threading.Event()
         self._thread = threading.Thread(
@@ -539,7 +543,27 @@ class Controller:
             )
             self._next_poll = time.monotonic() + self._poll_interval
 
+        if now >= self._next_summary:
+            self._log_summary()
         return self._sleep_time()
+
+    def _log_summary(self) -> None:
+        self._next_summary = time.monotonic() + _SUMMARY_EVERY_SECONDS
+        if not (self._running or self._launching or self._pending or self._delayed):
+            return
+        with self.entries_lock:
+            items = [item for calls in self.entries.values() for item in calls]
+        done = collections.Counter(item.status for item in items)
+        logger.info(
+            "eager run %s: %d children, %d running, %d waiting, %d succeeded, %d failed",
+            self.tag,
+            len(items),
+            len(self._running) + len(self._launching),
+            len(self._pending) + len(self._delayed),
+            done[ItemStatus.SUCCESS],
+            done[ItemStatus.FAILED],
+            extra={"eager_parent": self.tag},
+        )
 
     def _sleep_time(self) -> float:
         waits = [self.settings.poll_interval_max]
