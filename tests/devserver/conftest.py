@@ -76,3 +76,19 @@ def eventually(check: Callable[[], bool], timeout: float = 30, interval: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def start_sleeper(
+    remote: FlyteRemote, version: str, pid_file: Path
+) -> tuple[FlyteWorkflowExecution, int]:
+    """Launches ``basic.sleep_and_record_pid`` for two minutes; returns it and its task's pid."""
+    from devpkg import basic
+
+    execution = remote.execute(
+        basic.sleep_and_record_pid,
+        inputs={"seconds": 120.0, "pid_file": str(pid_file)},
+        version=version,
+        image_config=ImageConfig.auto_default_image(),
+    )
+    eventually(lambda: pid_file.exists() and pid_file.read_text() != "", timeout=60)
+    return execution, int(pid_file.read_text())

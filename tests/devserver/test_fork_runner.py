@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from devpkg import basic, eager_wf
-from flytekit.configuration import ImageConfig
 from flytekit.models.core.execution import WorkflowExecutionPhase
 from flytekit.remote import FlyteRemote
 
 from flytekitplugins.eagerqueue.devserver.server import DevServer
 
-from .conftest import DOMAIN, PROJECT, WFS_ROOT, eventually, unique_name
+from .conftest import DOMAIN, PROJECT, WFS_ROOT, eventually, start_sleeper, unique_name
 
 PYFLYTE = str(Path(sys.executable).with_name("pyflyte"))
 
@@ -56,15 +55,7 @@ def test_a_user_error_in_a_forked_task_fails_the_execution(run: Callable) -> Non
 def test_a_forked_task_leads_its_own_process_group_and_terminate_kills_it(
     remote: FlyteRemote, version: str, tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "pid"
-    execution = remote.execute(
-        basic.sleep_and_record_pid,
-        inputs={"seconds": 120.0, "pid_file": str(pid_file)},
-        version=version,
-        image_config=ImageConfig.auto_default_image(),
-    )
-    eventually(lambda: pid_file.exists() and pid_file.read_text() != "", timeout=60)
-    pid = int(pid_file.read_text())
+    execution, pid = start_sleeper(remote, version, tmp_path / "pid")
     assert os.getpgid(pid) == pid
     remote.terminate(execution, "user cancelled")
     assert remote.sync_execution(execution).closure.phase == WorkflowExecutionPhase.ABORTED

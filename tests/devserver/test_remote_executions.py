@@ -18,7 +18,7 @@ from flytekit.tools.translator import Options
 
 from flytekitplugins.eagerqueue.devserver.server import DevServer
 
-from .conftest import DOMAIN, PROJECT, eventually, unique_name
+from .conftest import DOMAIN, PROJECT, eventually, start_sleeper, unique_name
 
 
 def test_a_task_runs_and_returns_its_output(run: Callable) -> None:
@@ -72,15 +72,7 @@ def test_an_invalid_execution_name_is_refused_naming_it(remote: FlyteRemote, ver
 def test_terminate_aborts_a_sleeping_task_and_kills_its_process(
     remote: FlyteRemote, version: str, tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "pid"
-    execution = remote.execute(
-        basic.sleep_and_record_pid,
-        inputs={"seconds": 120.0, "pid_file": str(pid_file)},
-        version=version,
-        image_config=ImageConfig.auto_default_image(),
-    )
-    eventually(lambda: pid_file.exists() and pid_file.read_text() != "", timeout=60)
-    pid = int(pid_file.read_text())
+    execution, pid = start_sleeper(remote, version, tmp_path / "pid")
     remote.terminate(execution, "user cancelled")
     synced = remote.sync_execution(execution)
     assert synced.closure.phase == WorkflowExecutionPhase.ABORTED
