@@ -443,3 +443,92 @@ class TestLogs:
         ), messages
         assert any(m.startswith("child e-parent-paren-") and " SUCCEEDED " in m for m in messages)
         assert not any("hunter2-secret" in m for m in messages)
+
+
+class SlowAdmin(FakeAdmin):
+    """Launches take ``delay`` seconds; counts how many run at once."""
+
+    def __init__(self, delay, **kwargs):
+        super().__init__(**kwargs)
+        self.delay = delay
+        self.now = 0
+        self.most = 0
+
+    def launch(self, request):
+        import time as clock
+
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            clock.sleep(self.delay)
+            return super().launch(request)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+class TestCancellation:
+    def test_cancel_all_works_from_a_thread_that_holds_the_controller_lock(self, make_controller):
+        admin = FakeAdmin(hold=True)
+        controller = make_controller(admin)
+
+        async def main():
+            tasks = [asyncio.ensure_future(controller.add(double, {"x": i})) for i in range(3)]
+            while len(admin.running()) < 3:
+                await asyncio.sleep(0.01)
+            # A signal handler runs on the main thread, maybe inside snapshot() or add().
+            with controller.entries_lock:
+                names = controller.cancel_all("signal")
+            return names, await asyncio.gather(*tasks, return_exceptions=True)
+
+        names, results = run(main(), timeout=10)
+        assert len(names) == 3
+        assert all(e.phase == Phase.ABORTED for e in admin.executions.values())
+        assert all(isinstance(r, ControllerStateError) for r in results)
+
+    def test_launches_on_the_wire_when_cancelled_are_terminated_and_callers_answered(
+        self, make_controller
+    ):
+        admin = SlowAdmin(0.3, hold=True)
+        controller = make_controller(admin)
+
+        async def main():
+            tasks = [asyncio.ensure_future(controller.add(double, {"x": i})) for i in range(10)]
+            await asyncio.sleep(0.1)
+            controller.cancel_all("stop")
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+        results = run(main(), timeout=15)
+        assert all(isinstance(r, ControllerStateError) for r in results), results
+        assert "was cancelled: stop" in str(results[0])
+        assert admin.running() == []
+
+    def test_close_answers_every_waiting_caller(self, make_controller):
+        admin = FakeAdmin(hold=True)
+        controller = make_controller(admin)
+
+        async def main():
+            task = asyncio.ensure_future(controller.add(double, {"x": 1}))
+            while not admin.running():
+                await asyncio.sleep(0.01)
+            controller.close()
+            return await asyncio.gather(task, return_exceptions=True)
+
+        (result,) = run(main(), timeout=10)
+        assert isinstance(result, ControllerStateError)
+        assert "was closed" in str(result)
+
+
+class TestFirstLaunches:
+    def test_launches_waiting_for_an_entitys_registration_then_run_in_parallel(
+        self, make_controller
+    ):
+        admin = SlowAdmin(0.1, compute=lambda name, inputs: inputs["x"])
+        controller = make_controller(admin, launch_workers=16)
+
+        async def main():
+            return await asyncio.gather(*(controller.add(double, {"x": i}) for i in range(16)))
+
+        assert run(main(), timeout=20) == list(range(16))
+        assert admin.most >= 4

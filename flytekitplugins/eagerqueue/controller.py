@@ -219,8 +219,8 @@ class Controller:
     """
 
     def __new__(cls, *args: typing.Any, **kwargs: typing.Any):
-        if kwargs.get("admin") is None and kwargs.get("settings") is None:
-            settings = load_settings()
+        if kwargs.get("admin") is None:
+            settings = kwargs.pop("settings", None) or load_settings()
             if settings.controller == "flytekit":
                 from flytekit.core.worker_queue import Controller as StockController
 
@@ -254,7 +254,8 @@ class Controller:
         self._admin: AdminClient = admin or RemoteAdmin(remote, ss)
 
         self.entries: dict[str, list[WorkItem]] = {}
-        self.entries_lock = threading.Lock()
+        # Re-entrant: the SIGTERM handler runs on the main thread, which may hold it already.
+        self.entries_lock = threading.RLock()
         self._occurrences: collections.Counter[tuple[str, str]] = collections.Counter()
         self._pending: collections.deque[WorkItem] = collections.deque()
         self._delayed: list[tuple[float, int, WorkItem]] = []
@@ -271,6 +272,8 @@ class Controller:
         self._registered: set[tuple[str, str, str]] = set()
         self._registration_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._registration_guard = threading.Lock()
+        self._on_the_wire: set[str] = set()
+        self._wire_lock = threading.Lock()
         self._per_child_polling = False
         self._labels_checked = False
         self._list_failures = 0
@@ -395,7 +398,7 @@ class Controller:
         """A copy of what the controller knows, safe to read without its lock."""
         with self.entries_lock:
             items = [item for calls in self.entries.values() for item in calls]
-            children = [self._child_view(item) for item in items]
+        children = [self._child_view(item) for item in items]
         return deck.RunSnapshot(
             tag=self.tag,
             started_at=self._started,
@@ -426,18 +429,41 @@ class Controller:
     def cancel_all(self, cause: str) -> list[str]:
         """Stops launching and terminates every child in flight, in parallel, within a deadline.
 
-        Returns the names of the children asked to terminate.
+        Launch calls already on the wire terminate what they create when they return. Every
+        caller still waiting gets a :class:`ControllerStateError`. Returns the names of the
+        children asked to terminate.
         """
         with self.entries_lock:
             self._lifecycle = _Lifecycle.STOPPING
-            names = sorted(set(self._running) | set(self._launching))
         self._wake.set()
-        if not names:
-            return []
-        deadline = self.settings.terminate_timeout
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(names))) as pool:
-            futures = {pool.submit(self._admin.terminate, name, cause): name for name in names}
-            done, late = concurrent.futures.wait(futures, timeout=deadline)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + self.settings.terminate_timeout
+        names = self._in_flight_names()
+        if names:
+            self._terminate_all(names, cause, deadline)
+        while self._on_the_wire and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self._on_the_wire:
+            logger.error(
+                "launches of %s still unanswered at the deadline", sorted(self._on_the_wire)
+            )
+        self._fail_unfinished(f"the eager controller of {self.tag} was cancelled: {cause}")
+        return names
+
+    def _in_flight_names(self) -> list[str]:
+        # The reconciler thread may be changing these dicts; copying retries until it is not.
+        for _ in range(100):
+            try:
+                return sorted(set(self._running) | set(self._launching))
+            except RuntimeError:
+                continue
+        return sorted(self._running)
+
+    def _terminate_all(self, names: list[str], cause: str, deadline: float) -> None:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(names)))
+        futures = {pool.submit(self._admin.terminate, name, cause): name for name in names}
+        done, late = concurrent.futures.wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        pool.shutdown(wait=False)
         for future in done:
             name = futures[future]
             if future.exception() is None:
@@ -445,10 +471,7 @@ class Controller:
             else:
                 logger.warning("could not terminate child %s: %s", name, future.exception())
         for future in late:
-            logger.error(
-                "child %s not confirmed terminated within %.0fs", futures[future], deadline
-            )
-        return names
+            logger.error("child %s not confirmed terminated by the deadline", futures[future])
 
     @classmethod
     def for_sandbox(cls, exec_prefix: typing.Optional[str] = None) -> Controller:
@@ -479,6 +502,7 @@ class Controller:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._fail_unfinished(f"the eager controller of {self.tag} was closed")
 
     # ------------------------------------------------------------------ naming and inputs
 
@@ -569,7 +593,8 @@ class Controller:
         waits = [self.settings.poll_interval_max]
         if self._running:
             waits.append(self._next_poll - time.monotonic())
-        if self._pending:
+        room = len(self._running) + len(self._launching) < self.settings.max_in_flight
+        if self._pending and room:
             waits.append(self._bucket.seconds_until_token())
         if self._delayed:
             waits.append(self._delayed[0][0] - time.monotonic())
@@ -632,8 +657,19 @@ class Controller:
             envs=self.get_env(),
         )
         started = time.time()
-        with self._first_launch_of(item):
-            state = self._call_admin("CreateExecution", item, self._admin.launch, request)
+        if self._lifecycle is not _Lifecycle.RUNNING:
+            raise ControllerStateError(f"not launched: the controller of {self.tag} is stopping")
+        with self._wire_lock:
+            self._on_the_wire.add(item.execution)
+        try:
+            with self._first_launch_of(item):
+                state = self._call_admin("CreateExecution", item, self._admin.launch, request)
+            if self._lifecycle is not _Lifecycle.RUNNING and not state.is_terminal:
+                self._admin.terminate(state.name, f"parent eager execution {self.tag} stopped")
+                logger.warning("terminated child %s, launched while stopping", state.name)
+        finally:
+            with self._wire_lock:
+                self._on_the_wire.discard(item.execution)
         found = state.labels.get(INPUT_DIGEST_LABEL)
         if found is None:
             full = self._call_admin(
@@ -660,9 +696,16 @@ class Controller:
             return
         with self._registration_guard:
             lock = self._registration_locks.setdefault(key, threading.Lock())
-        with lock:
+        lock.acquire()
+        if key in self._registered:  # registered while this launch waited
+            lock.release()
+            yield
+            return
+        try:
             yield
             self._registered.add(key)
+        finally:
+            lock.release()
 
     def _on_launched(
         self, item: WorkItem, state: typing.Any, error: typing.Optional[BaseException]
@@ -875,6 +918,20 @@ class Controller:
             loop.call_soon_threadsafe(resolve)
         except RuntimeError:
             logger.debug("caller loop of %s is closed; result dropped", item.execution)
+
+    def _fail_unfinished(self, reason: str) -> None:
+        """Answers every caller still waiting with a :class:`ControllerStateError`."""
+        with self.entries_lock:
+            waiting = [i for calls in self.entries.values() for i in calls]
+        for item in waiting:
+            if item.is_in_terminal_state:
+                continue
+            error = ControllerStateError(
+                f"{reason}; child {item.execution} of {item.entity.name} is no longer watched"
+            )
+            item.status = ItemStatus.FAILED
+            item.error = error
+            self._settle(item, None, error)
 
     def _crash_with(self, err: BaseException) -> None:
         with self.entries_lock:
