@@ -57,7 +57,7 @@ def test_a_broken_config_never_breaks_import_flytekit_and_fails_the_run_clearly(
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == (
         "ConfigError eager.retry.max_attempts: must be a whole number; got 'many'. "
-        "Set eager.retry.max_attempts to e.g. 1."
+        "Set eager.retry.max_attempts to a whole number >= 1."
     )
 
 

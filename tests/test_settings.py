@@ -76,7 +76,7 @@ class TestValidation:
             load(env={"FLYTE_EAGER_MAX_IN_FLIGHT": "lots"})
         assert str(caught.value) == (
             "FLYTE_EAGER_MAX_IN_FLIGHT: must be a whole number; got 'lots'. "
-            "Set FLYTE_EAGER_MAX_IN_FLIGHT to e.g. 1."
+            "Set FLYTE_EAGER_MAX_IN_FLIGHT to a whole number >= 1."
         )
 
     def test_a_value_below_the_minimum_is_refused(self):
@@ -109,7 +109,8 @@ class TestValidation:
 
     def test_max_interval_below_initial_interval_is_refused(self):
         with pytest.raises(
-            ConfigError, match=r"eager.retry.max_interval: must be >= retry.initial"
+            ConfigError,
+            match=r"eager.retry.max_interval: must be >= eager.retry.initial_interval \(10.0s\)",
         ):
             load({"eager": {"retry": {"initial_interval": "10s", "max_interval": "1s"}}})
 
@@ -144,3 +145,32 @@ def test_the_readme_documents_every_key_and_its_environment_variable():
     readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
     for key in KEYS:
         assert f"| `{key.path}` | `{key.env}` |" in readme, key.path
+
+
+class TestReviewedMessages:
+    def test_a_whole_float_is_taken_as_a_whole_number(self):
+        assert load({"eager": {"max_in_flight": 3.0}}).max_in_flight == 3
+
+    def test_a_group_key_given_a_scalar_must_be_a_mapping(self):
+        with pytest.raises(ConfigError, match=r"^eager\.retry: must be a mapping of keys; got 3"):
+            load({"eager": {"retry": 3}})
+
+    def test_an_order_error_blames_the_key_the_user_set(self):
+        with pytest.raises(ConfigError) as caught:
+            load(env={"FLYTE_EAGER_RETRY_INITIAL_INTERVAL": "120s"})
+        assert str(caught.value).startswith(
+            "FLYTE_EAGER_RETRY_INITIAL_INTERVAL: must be <= eager.retry.max_interval (60.0s); "
+            "got 120.0."
+        )
+
+    def test_a_policy_set_in_the_environment_is_named_as_written(self):
+        from flytekitplugins.eagerqueue import policies
+
+        settings = load(env={"FLYTE_EAGER_NAMING": "nosuch.module:Name"})
+        with pytest.raises(ConfigError, match=r"^FLYTE_EAGER_NAMING: names nothing importable"):
+            policies.naming_policy(settings.naming, settings.written("naming"))
+
+    @pytest.mark.parametrize("key", ["poll_interval_min", "poll_interval_max", "terminate_timeout"])
+    def test_intervals_that_must_pass_time_refuse_zero(self, key):
+        with pytest.raises(ConfigError, match=rf"^eager\.{key}: must be at least 1ms"):
+            load({"eager": {key: 0}})

@@ -7,8 +7,8 @@ it. Unit tests replace it with a scripted in-memory fake; in production it is
 are registered and launched exactly as flytekit does it.
 
 Every call either returns, raises :class:`~flytekitplugins.eagerqueue.errors.TransientAdminError`
-(worth retrying: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, a broken
-channel) or raises another exception (a permanent failure for that call).
+(worth retrying: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, ABORTED, a
+broken channel) or raises another exception (a permanent failure for that call).
 """
 
 from __future__ import annotations

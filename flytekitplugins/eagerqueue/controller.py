@@ -248,7 +248,7 @@ class Controller:
         self.root_tag = root_tag
         self.exec_prefix = exec_prefix
         self.settings = settings or getattr(self, "_loaded_settings", None) or load_settings()
-        self._naming = policies.naming_policy(self.settings.naming)
+        self._naming = policies.naming_policy(self.settings.naming, self.settings.written("naming"))
         self._naming_label = policies.describe(self.settings.naming)
         self._retry = policies.retry_policy(self.settings)
         self._admin: AdminClient = admin or RemoteAdmin(remote, ss)

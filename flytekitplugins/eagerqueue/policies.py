@@ -29,16 +29,15 @@ def describe(spec: typing.Any) -> str:
     return f"{type(spec).__module__}.{type(spec).__qualname__}"
 
 
-def naming_policy(spec: typing.Any) -> naming.NamingPolicy:
-    """The naming policy ``spec`` names."""
+def naming_policy(spec: typing.Any, key: str = "eager.naming") -> naming.NamingPolicy:
+    """The naming policy ``spec`` names; ``key`` is where the user set it, for errors."""
     if not isinstance(spec, str):
-        return _instantiate(spec, "naming")
+        return _instantiate(spec, key)
     if spec in naming.BUILTIN_NAMING:
         return naming.BUILTIN_NAMING[spec]()
-    found = _lookup(spec, NAMING_ENTRY_POINTS, "eager.naming")
-    policy = _instantiate(found, "eager.naming")
+    policy = _instantiate(_lookup(spec, NAMING_ENTRY_POINTS, key), key)
     if not callable(policy):
-        raise ConfigError("eager.naming", "must name a callable", spec, "Point it at a policy.")
+        raise ConfigError(key, "must name a callable", spec, "Point it at a policy.")
     return policy
 
 
@@ -58,13 +57,14 @@ def retry_policy(settings: Settings) -> retry.RetryPolicy:
             ),
             retry_on=frozenset(retry.FailureKind(k) for k in settings.retry_on),
         )
+    key = settings.written("retry_policy")
     if isinstance(spec, str):
-        spec = _instantiate(_lookup(spec, RETRY_ENTRY_POINTS, "eager.retry.policy"), "retry")
+        spec = _instantiate(_lookup(spec, RETRY_ENTRY_POINTS, key), key)
     try:
         return retry.as_retry_policy(spec, describe(settings.retry_policy))
     except TypeError as err:
         raise ConfigError(
-            "eager.retry.policy", str(err), settings.retry_policy, "Point it at a retry policy."
+            key, str(err), settings.retry_policy, "Point it at a retry policy."
         ) from err
 
 

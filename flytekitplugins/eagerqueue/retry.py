@@ -15,10 +15,12 @@ Built-ins, chosen with ``eager.retry.policy``:
     ``max_interval``, spread by ``jitter``.
 
 Relaunches run under names derived from the first attempt's name
-(:func:`flytekit.naming.attempt_name`), so a parent that runs again finds every attempt.
+(:func:`flytekitplugins.eagerqueue.naming.attempt_name`), so a parent that runs again finds
+every attempt.
 
 Failures of an Admin call itself (UNAVAILABLE and friends) never reach a retry policy:
-the controller retries those with :class:`Backoff` and they never change a child's state.
+the controller retries those with :class:`Backoff` and they never change a child's state,
+unless Admin stays unreachable for 10 minutes.
 """
 
 from __future__ import annotations

@@ -77,6 +77,14 @@ class Settings:
     terminate_timeout: float = 10.0
     deck_show_values: bool = False
     deck_timeline: bool = True
+    #: Where each value that is not a default came from, as the user wrote its key.
+    origin: typing.Mapping[str, str] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def written(self, field: str) -> str:
+        """The key of ``field`` as the user wrote it (``eager.<path>`` if a default)."""
+        return self.origin.get(field) or f"{SECTION}.{_BY_FIELD[field].path}"
 
     def to_env(self) -> dict[str, str]:
         """``FLYTE_EAGER_*`` variables that make a nested eager child run with these settings.
@@ -135,10 +143,13 @@ def _integer(minimum: int):
         try:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError
-            value = int(str(raw).strip()) if not isinstance(raw, int) else raw
+            if isinstance(raw, (int, float)):
+                value = int(raw)
+            else:
+                value = int(str(raw).strip())
         except (TypeError, ValueError):
             raise ConfigError(
-                key, "must be a whole number", raw, f"Set {key} to e.g. {minimum}."
+                key, "must be a whole number", raw, f"Set {key} to a whole number >= {minimum}."
             ) from None
         if value < minimum:
             raise ConfigError(key, f"must be >= {minimum}", raw, f"Set {key} to {minimum} or more.")
@@ -178,6 +189,13 @@ def parse_duration(key: str, raw: typing.Any) -> float:
             f"Set {key} to a number followed by ms, s, m or h.",
         )
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def _positive_duration(key: str, raw: typing.Any) -> float:
+    seconds = parse_duration(key, raw)
+    if seconds < 0.001:
+        raise ConfigError(key, "must be at least 1ms", raw, f"Set {key} to e.g. 50ms.")
+    return seconds
 
 
 def _boolean(key: str, raw: typing.Any) -> bool:
@@ -295,21 +313,21 @@ KEYS: tuple[_Key, ...] = (
     _Key(
         "poll_interval_min",
         "poll_interval_min",
-        parse_duration,
+        _positive_duration,
         "duration",
         "status poll interval while children change",
     ),
     _Key(
         "poll_interval_max",
         "poll_interval_max",
-        parse_duration,
+        _positive_duration,
         "duration",
         "status poll interval cap while nothing changes",
     ),
     _Key(
         "terminate_timeout",
         "terminate_timeout",
-        parse_duration,
+        _positive_duration,
         "duration",
         "time allowed to cancel in-flight children on SIGTERM/SIGINT",
     ),
@@ -351,6 +369,7 @@ def load_settings(
         yaml_config = _find_yaml_config()
     environ = os.environ if environ is None else environ
     values: dict[str, typing.Any] = {}
+    origin: dict[str, str] = {}
 
     for path, raw in _flatten_section(yaml_config).items():
         key = _BY_PATH.get(path)
@@ -358,6 +377,7 @@ def load_settings(
         if key is None:
             raise ConfigError(written, "is not a known key", raw, _known_keys_fix())
         values[key.field] = key.parse(written, raw)
+        origin[key.field] = written
 
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
@@ -367,6 +387,7 @@ def load_settings(
             known = ", ".join(sorted(_BY_ENV))
             raise ConfigError(name, "is not a known variable", raw, f"Use one of {known}.")
         values[key.field] = key.parse(name, raw)
+        origin[key.field] = name
 
     for field, raw in overrides.items():
         key = _BY_FIELD.get(field)
@@ -374,31 +395,33 @@ def load_settings(
             known = ", ".join(sorted(_BY_FIELD))
             raise ConfigError(field, "is not a known setting", raw, f"Use one of {known}.")
         values[field] = key.parse(field, raw)
+        origin[field] = field
 
-    settings = Settings(**values)
+    settings = Settings(**values, origin=origin)
     _check_consistency(settings)
     return settings
 
 
 def _check_consistency(settings: Settings) -> None:
-    if settings.retry_max_interval < settings.retry_initial_interval:
-        raise ConfigError(
-            f"{SECTION}.retry.max_interval",
-            f"must be >= retry.initial_interval ({settings.retry_initial_interval}s)",
-            settings.retry_max_interval,
-            "Raise retry.max_interval or lower retry.initial_interval.",
-        )
-    if settings.poll_interval_max < settings.poll_interval_min:
-        raise ConfigError(
-            f"{SECTION}.poll_interval_max",
-            f"must be >= poll_interval_min ({settings.poll_interval_min}s)",
-            settings.poll_interval_max,
-            "Raise poll_interval_max or lower poll_interval_min.",
-        )
+    _check_order(settings, "retry_initial_interval", "retry_max_interval")
+    _check_order(settings, "poll_interval_min", "poll_interval_max")
+
+
+def _check_order(settings: Settings, low: str, high: str) -> None:
+    """``low`` must not exceed ``high``; blames the one the user set (``high`` if both)."""
+    low_value, high_value = getattr(settings, low), getattr(settings, high)
+    if high_value >= low_value:
+        return
+    fix = f"Raise {settings.written(high)} or lower {settings.written(low)}."
+    if high in settings.origin or low not in settings.origin:
+        rule = f"must be >= {settings.written(low)} ({low_value}s)"
+        raise ConfigError(settings.written(high), rule, high_value, fix)
+    rule = f"must be <= {settings.written(high)} ({high_value}s)"
+    raise ConfigError(settings.written(low), rule, low_value, fix)
 
 
 def _known_keys_fix() -> str:
-    return f"Known keys under {SECTION}: are {', '.join(k.path for k in KEYS)}."
+    return f"Known keys under {SECTION}: {', '.join(k.path for k in KEYS)}."
 
 
 def _flatten_section(yaml_config: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
@@ -413,8 +436,13 @@ def _flatten_section(yaml_config: typing.Mapping[str, typing.Any]) -> dict[str, 
         for name, value in node.items():
             path = f"{prefix}{name}"
             # Sections that group keys (retry:, deck:) are walked into; anything else is a leaf.
-            if isinstance(value, dict) and any(k.path.startswith(path + ".") for k in KEYS):
+            is_group = any(k.path.startswith(path + ".") for k in KEYS)
+            if is_group and isinstance(value, dict):
                 walk(path + ".", value)
+            elif is_group:
+                raise ConfigError(
+                    f"{SECTION}.{path}", "must be a mapping of keys", value, _known_keys_fix()
+                )
             else:
                 flat[path] = value
 
