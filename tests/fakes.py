@@ -21,7 +21,6 @@ from flytekit.models.literals import LiteralMap
 
 from flytekitplugins.eagerqueue.admin import ChildState, LaunchRequest, Phase
 from flytekitplugins.eagerqueue.errors import TransientAdminError
-from flytekitplugins.eagerqueue.inputs import digest_literals
 
 
 @dataclasses.dataclass
@@ -165,9 +164,9 @@ class FakeAdmin:
         with self.lock:
             return self.executions[name].outputs
 
-    def get_input_digest(self, name: str) -> str:
-        self._maybe_fail("get_input_digest")
-        return digest_literals(self.executions[name].request.inputs)
+    def get_inputs(self, name: str) -> dict:
+        self._maybe_fail("get_inputs")
+        return dict(self.executions[name].request.inputs)
 
     def terminate(self, name: str, cause: str) -> None:
         self._maybe_fail("terminate")

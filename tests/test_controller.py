@@ -113,7 +113,22 @@ class TestReattach:
         admin.executions[name] = stale
         with pytest.raises(ReattachMismatchError):
             run(controller.add(double, {"x": 1}))
-        assert admin.calls["get_input_digest"] == 1
+        assert admin.calls["get_inputs"] == 1
+
+    def test_a_stock_launched_child_with_defaults_filled_in_is_re_attached(
+        self, admin, make_controller
+    ):
+        from flytekitplugins.eagerqueue.inputs import to_literals
+
+        controller = make_controller(admin)
+        name = controller.get_execution_name(double, 0, {"x": 1})
+        stored = {**to_literals(None, double, {"x": 1}), "extra_default": object()}
+        stale = _existing(name, double, {})
+        stale.request = LaunchRequest(name, double, stored, "v1", {}, {})
+        admin.executions[name] = stale
+        admin.finish(name, 2)
+        assert run(controller.add(double, {"x": 1})) == 2
+        assert len(admin.executions) == 1
 
 
 class TestFailures:

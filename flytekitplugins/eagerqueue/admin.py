@@ -129,8 +129,8 @@ class AdminClient(typing.Protocol):
     def get_outputs(self, name: str) -> typing.Any:
         """The output ``LiteralMap`` (flytekit model) of a succeeded child."""
 
-    def get_input_digest(self, name: str) -> str:
-        """Digest of the inputs an existing execution was launched with."""
+    def get_inputs(self, name: str) -> dict[str, typing.Any]:
+        """The inputs (name to flytekit ``Literal``) an existing execution was launched with."""
 
     def terminate(self, name: str, cause: str) -> None:
         """Asks Admin to abort one child; a child already finished is not an error."""
@@ -288,10 +288,8 @@ class RemoteAdmin:
     def get_outputs(self, name: str) -> typing.Any:
         return self._execution_data(name, "outputs")
 
-    def get_input_digest(self, name: str) -> str:
-        from .inputs import digest_literals
-
-        return digest_literals(self._execution_data(name, "inputs").literals)
+    def get_inputs(self, name: str) -> dict[str, typing.Any]:
+        return dict(self._execution_data(name, "inputs").literals)
 
     def _execution_data(self, name: str, which: str) -> typing.Any:
         """The ``inputs`` or ``outputs`` LiteralMap of one execution, inline or downloaded."""

@@ -672,10 +672,12 @@ class Controller:
                 self._on_the_wire.discard(item.execution)
         found = state.labels.get(INPUT_DIGEST_LABEL)
         if found is None:
-            full = self._call_admin(
-                "GetExecutionData", item, self._admin.get_input_digest, state.name
-            )
-            found = full[:_DIGEST_LABEL_CHARS]
+            # Launched by someone else (the stock controller, say): compare the inputs this
+            # call passed; Admin also stores the defaults a launch plan filled in.
+            stored = self._call_admin("GetExecutionData", item, self._admin.get_inputs, state.name)
+            passed = {k: stored[k] for k in item.literals if k in stored}
+            matches = len(passed) == len(item.literals)
+            found = digest_literals(passed)[:_DIGEST_LABEL_CHARS] if matches else "missing inputs"
         if found != item.digest_label:
             raise ReattachMismatchError(
                 state.name, item.entity.name, item.digest_label, found, parent=self.tag

@@ -89,13 +89,18 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """``FLYTE_EAGER_*`` variables that make a nested eager child run with these settings.
 
-        Policies given as objects in code are not carried; their children use the
-        configured names.
+        Only values that differ from the defaults are passed, so a child whose image has an
+        older version of this package sees no variable it does not know unless the parent
+        really uses that setting. Policies given as objects in code are not carried; their
+        children use the configured names.
         """
+        defaults = Settings()
         env = {}
         for key in KEYS:
             value = getattr(self, key.field)
             if not isinstance(value, (str, int, float, bool, tuple)):
+                continue
+            if value == getattr(defaults, key.field):
                 continue
             env[key.env] = key.render(value)
         return env
