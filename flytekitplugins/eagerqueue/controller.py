@@ -282,7 +282,6 @@ class Controller:
         self._sequence = 0
         self._lifecycle = _Lifecycle.RUNNING
         self._crash: typing.Optional[BaseException] = None
-        self._changes = 0
         self._started = time.time()
         self.rpc_calls: collections.Counter[str] = collections.Counter()
         self.ticks = 0
@@ -903,7 +902,6 @@ class Controller:
 
     def _settle(self, item: WorkItem, value: typing.Any, error: typing.Optional[BaseException]):
         """Resolves ``item``'s future on the caller's event loop."""
-        self._changes += 1
         future, loop = item.future, item.loop
         if future is None or loop is None:
             return
