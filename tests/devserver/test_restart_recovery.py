@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from devpkg import basic
 from flyteidl.admin import execution_pb2
 from flyteidl.core import literals_pb2
@@ -177,7 +178,10 @@ def test_a_reused_pid_is_neither_adopted_nor_killed(tmp_path: Path) -> None:
         stranger.wait()
 
 
-def test_a_queued_task_that_never_started_runs_after_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("marked_running", [False, True])
+def test_a_task_that_never_started_a_process_runs_after_restart(
+    tmp_path: Path, marked_running: bool
+) -> None:
     state = tmp_path / "state"
     version = f"v{uuid.uuid4().hex[:8]}"
     with DevServer(state, port=0, source_root=WFS_ROOT) as server:
@@ -192,9 +196,11 @@ def test_a_queued_task_that_never_started_runs_after_restart(tmp_path: Path) -> 
     inputs = literals_pb2.LiteralMap()
     inputs.literals["x"].scalar.primitive.integer = 6
     store = Store(state / "state.db")
-    store.create_execution(
+    record = store.create_execution(
         PROJECT, DOMAIN, "queued", spec.SerializeToString(), inputs.SerializeToString(), []
     )
+    if marked_running:  # the server died between marking it running and spawning it
+        assert store.mark_running(record.id)
     store.close()
     with DevServer(state, port=0, source_root=WFS_ROOT) as server:
         eventually(

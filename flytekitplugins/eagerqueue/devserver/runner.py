@@ -72,6 +72,7 @@ logger = logging.getLogger(__name__)
 
 ErrorKind = core_execution_pb2.ExecutionError.ErrorKind
 QUEUED = Phase.Value("QUEUED")
+RUNNING = Phase.Value("RUNNING")
 SUCCEEDED = Phase.Value("SUCCEEDED")
 FAILED = Phase.Value("FAILED")
 ABORTED = Phase.Value("ABORTED")
@@ -728,7 +729,10 @@ def recover_interrupted_executions(store: Store, runner: Runner) -> dict[str, in
       adopted: watched until it exits, then finished from its ``error.pb``/``outputs.pb``.
     - A task execution whose process is gone but left ``error.pb`` or ``outputs.pb`` is
       finished from those files.
-    - A QUEUED task execution that never started a process is started now.
+    - A QUEUED task execution that never started a process is started now, and so is a
+      RUNNING one whose process was never recorded: the server died between marking it
+      running and starting it. (Should it have died in the instant between starting the
+      process and recording it, that attempt runs twice, as a retried pod would.)
     - Anything else, including every workflow execution (those are driven by threads of the
       server that died), is FAILED with a SYSTEM error so that a retry policy may relaunch
       it; a surviving process of it is killed.
@@ -758,9 +762,10 @@ def _recover(store: Store, runner: Runner, record: ExecutionRecord) -> str:
     alive = record.pid is not None and process_matches(record.pid, record.process_start)
     directory = Path(record.attempt_dir) if record.attempt_dir else None
 
-    if is_task and record.phase == QUEUED and record.pid is None:
-        runner.resume(record)
-        return "restarted"
+    if is_task and record.pid is None and record.phase in (QUEUED, RUNNING):
+        if record.phase == QUEUED or store.requeue_unstarted(record.id):
+            runner.resume(record)
+            return "restarted"
     if is_task and alive and directory is not None:
         runner.adopt(record, AdoptedProcess(record.pid, record.process_start), directory)
         return "adopted"

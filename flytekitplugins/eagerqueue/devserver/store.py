@@ -349,6 +349,17 @@ class Store:
             rows = self._conn.execute(sql, (project, domain, parent)).fetchall()
         return [ExecutionRecord(*row) for row in rows]
 
+    def requeue_unstarted(self, execution_id: int) -> bool:
+        """Move a RUNNING execution that never recorded a process back to QUEUED."""
+        now = time.time()
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE executions SET phase=?, started_at=NULL, updated_at=? "
+                "WHERE id=? AND phase=? AND pid IS NULL",
+                (Phase.Value("QUEUED"), now, execution_id, Phase.Value("RUNNING")),
+            )
+        return cursor.rowcount == 1
+
     def mark_running(self, execution_id: int) -> bool:
         """Move a QUEUED execution to RUNNING; False if it is no longer QUEUED (aborted)."""
         now = time.time()
