@@ -163,6 +163,13 @@ def transient_code(err: BaseException) -> typing.Optional[str]:
     return None
 
 
+def _children_filter(parent_tag: str) -> str:
+    """Admin's filter for executions labelled ``eager-exec=<parent_tag>`` (one tag row)."""
+    from flytekit.core.constants import EAGER_TAG_KEY
+
+    return f"eq(execution_tag.key,{EAGER_TAG_KEY})+eq(execution_tag.value,{parent_tag})"
+
+
 def _raise_transient(rpc: str, err: BaseException) -> None:
     code = transient_code(err)
     if code is not None:
@@ -228,12 +235,7 @@ class RemoteAdmin:
     def list_finished(
         self, parent_tag: str, stop_at: typing.Callable[[ChildState], bool]
     ) -> typing.Optional[list[ChildState]]:
-        from flytekit.core.constants import EAGER_TAG_KEY
-
-        filters = (
-            f"eq(execution_tag.key,{EAGER_TAG_KEY})+eq(execution_tag.value,{parent_tag})"
-            f"+value_in(phase,{_TERMINAL_PHASE_NAMES})"
-        )
+        filters = f"{_children_filter(parent_tag)}+value_in(phase,{_TERMINAL_PHASE_NAMES})"
         found: list[ChildState] = []
         token = ""
         while True:
@@ -247,10 +249,7 @@ class RemoteAdmin:
                 return found
 
     def lists_children(self, parent_tag: str) -> bool:
-        from flytekit.core.constants import EAGER_TAG_KEY
-
-        filters = f"eq(execution_tag.key,{EAGER_TAG_KEY})+eq(execution_tag.value,{parent_tag})"
-        page = self._list_page(filters, "", limit=1)
+        page = self._list_page(_children_filter(parent_tag), "", limit=1)
         return bool(page is not None and page.executions)
 
     def _list_page(

@@ -308,11 +308,7 @@ class Controller:
         launches nothing.
         """
         self._refuse_if_unusable()
-        item = WorkItem(entity=entity, input_kwargs=dict(input_kwargs))
-        item.kind = naming_kind(entity)
-        item.version = self._version_for(entity)
-        item.literals = to_literals(self.remote, entity, item.input_kwargs)
-        item.digest = digest_literals(item.literals)
+        item = self._prepared(WorkItem(entity=entity, input_kwargs=dict(input_kwargs)))
         item.loop = asyncio.get_running_loop()
         item.future = item.loop.create_future()
 
@@ -342,11 +338,7 @@ class Controller:
 
     def get_execution_name(self, entity: typing.Any, idx: int, input_kwargs: dict) -> str:
         """The name the ``idx``-th call of ``entity`` with ``input_kwargs`` gets."""
-        item = WorkItem(entity=entity, input_kwargs=dict(input_kwargs))
-        item.kind = naming_kind(entity)
-        item.version = self._version_for(entity)
-        item.literals = to_literals(self.remote, entity, item.input_kwargs)
-        item.digest = digest_literals(item.literals)
+        item = self._prepared(WorkItem(entity=entity, input_kwargs=dict(input_kwargs)))
         return self._name(item, idx, idx)
 
     def launch_execution(self, wi: WorkItem, idx: int) -> typing.Any:
@@ -356,10 +348,7 @@ class Controller:
                 f"{wi.entity.name} already has a result or an error; it is not launched again"
             )
         if not wi.execution:
-            wi.kind = naming_kind(wi.entity)
-            wi.version = self._version_for(wi.entity)
-            wi.literals = to_literals(self.remote, wi.entity, wi.input_kwargs)
-            wi.digest = digest_literals(wi.literals)
+            self._prepared(wi)
             wi.base_name = wi.execution = self._name(wi, idx, idx)
         self._launch_call(wi)
         wi.wf_exec = self.remote.fetch_execution(name=wi.execution)
@@ -504,6 +493,17 @@ class Controller:
         self._fail_unfinished(f"the eager controller of {self.tag} was closed")
 
     # ------------------------------------------------------------------ naming and inputs
+
+    def _prepared(self, item: WorkItem) -> WorkItem:
+        """Fills in what naming and launching need: kind, version, literals and their digest.
+
+        Raises in the caller (bad input, no version) before anything is launched.
+        """
+        item.kind = naming_kind(item.entity)
+        item.version = self._version_for(item.entity)
+        item.literals = to_literals(self.remote, item.entity, item.input_kwargs)
+        item.digest = digest_literals(item.literals)
+        return item
 
     def _version_for(self, entity: typing.Any) -> str:
         from flytekit.remote.remote_callable import RemoteEntity
