@@ -113,6 +113,14 @@ class FakeAdmin:
         with self.lock:
             return [n for n, e in self.executions.items() if e.phase == Phase.RUNNING]
 
+    async def until_running(self, count: int = 1) -> list[str]:
+        """Waits (in the caller's event loop) until ``count`` executions are running."""
+        import asyncio
+
+        while len(self.running()) < count:
+            await asyncio.sleep(0.01)
+        return self.running()
+
     def _maybe_fail(self, method: str) -> None:
         self.calls[method] += 1
         if self.fail_next[method] > 0:

@@ -256,8 +256,7 @@ class TestAdmission:
 
         async def main():
             tasks = [asyncio.ensure_future(controller.add(double, {"x": i})) for i in range(3)]
-            while len(admin.running()) < 3:
-                await asyncio.sleep(0.01)
+            await admin.until_running(3)
             for name in admin.running():
                 admin.finish(name, 7)
             return await asyncio.gather(*tasks)
@@ -272,8 +271,7 @@ class TestAdmission:
 
         async def main():
             tasks = [asyncio.ensure_future(controller.add(double, {"x": i})) for i in range(3)]
-            while len(admin.running()) < 3:
-                await asyncio.sleep(0.01)
+            await admin.until_running(3)
             names = controller.cancel_all("stop")
             for t in tasks:
                 t.cancel()
@@ -420,8 +418,7 @@ class TestListingRaces:
 
         async def main():
             held = asyncio.ensure_future(controller.add(double, {"x": 0}))
-            while not admin.running():
-                await asyncio.sleep(0.005)
+            await admin.until_running()
             polls_before = admin.calls["list_finished"]
             result = await controller.add(double, {"x": 1})
             assert admin.calls["list_finished"] > polls_before + 3
@@ -443,8 +440,7 @@ class TestLogs:
 
         async def main():
             task = asyncio.ensure_future(controller.add(greet, {"name": "hunter2-secret"}))
-            while not admin.running():
-                await asyncio.sleep(0.01)
+            await admin.until_running()
             await asyncio.sleep(0.3)
             admin.finish(admin.running()[0], "hello")
             return await task
@@ -490,8 +486,7 @@ class TestCancellation:
 
         async def main():
             tasks = [asyncio.ensure_future(controller.add(double, {"x": i})) for i in range(3)]
-            while len(admin.running()) < 3:
-                await asyncio.sleep(0.01)
+            await admin.until_running(3)
             # A signal handler runs on the main thread, maybe inside snapshot() or add().
             with controller.entries_lock:
                 names = controller.cancel_all("signal")
@@ -525,8 +520,7 @@ class TestCancellation:
 
         async def main():
             task = asyncio.ensure_future(controller.add(double, {"x": 1}))
-            while not admin.running():
-                await asyncio.sleep(0.01)
+            await admin.until_running()
             controller.close()
             return await asyncio.gather(task, return_exceptions=True)
 
